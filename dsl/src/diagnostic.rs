@@ -236,7 +236,12 @@ impl Diagnostic {
         self
     }
 
-    pub fn with_related(mut self, file: FileId, span: Span, message: impl Into<String>) -> Diagnostic {
+    pub fn with_related(
+        mut self,
+        file: FileId,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         self.related.push(Related {
             file,
             span,
@@ -255,7 +260,10 @@ impl Diagnostic {
 }
 
 /// "did you mean `x`?" for the closest candidate within a small edit distance.
-pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     closest(wanted, candidates).map(|best| format!("did you mean `{best}`?"))
 }
 

@@ -35,7 +35,6 @@ pub fn parse_file(text: &str) -> (SourceFile, Vec<Diagnostic>) {
         .with_help("split the ruleset into several files in one folder");
         return (SourceFile::default(), vec![diagnostic]);
     }
-    pest::set_error_detail(true);
     let scan = prescan(text);
     let mut builder = Builder {
         text,
@@ -74,7 +73,9 @@ pub fn parse_expr(text: &str) -> (Option<Expr>, Vec<Diagnostic>) {
     match WeirParser::parse(Rule::expr, text) {
         Ok(mut pairs) => {
             let expr = pairs.next().and_then(|pair| builder.expr(pair));
-            let whole = expr.as_ref().is_some_and(|e| e.span.end as usize == text.trim_end().len());
+            let whole = expr
+                .as_ref()
+                .is_some_and(|e| e.span.end as usize == text.trim_end().len());
             if whole {
                 (expr, builder.diagnostics)
             } else {
@@ -87,10 +88,37 @@ pub fn parse_expr(text: &str) -> (Option<Expr>, Vec<Diagnostic>) {
                 (None, builder.diagnostics)
             }
         }
-        Err(error) => {
+        Err(_) => {
+            let error = parse_with_detail(Rule::expr, text);
             builder.syntax_error(&error, text.len());
             (None, builder.diagnostics)
         }
+    }
+}
+
+/// Pest's "expected tokens" detail makes messages name the keywords that could come
+/// next, but tracking it makes every parse 2.5× slower. So valid text is parsed without
+/// it, and only text that failed is parsed again with it. The switch is process-wide;
+/// the lock makes every detailed parse see it on (a fast parse that overlaps merely
+/// runs slower), so messages never depend on timing.
+fn parse_with_detail(rule: Rule, text: &str) -> pest::error::Error<Rule> {
+    static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = DETAIL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pest::set_error_detail(true);
+    let result = WeirParser::parse(rule, text);
+    pest::set_error_detail(false);
+    match result {
+        Err(error) => error,
+        // The same text failed a moment ago; parsing is deterministic, so this is
+        // unreachable, but a clear generic error beats a panic.
+        Ok(_) => pest::error::Error::new_from_pos(
+            pest::error::ErrorVariant::CustomError {
+                message: "syntax error".to_string(),
+            },
+            pest::Position::from_start(text),
+        ),
     }
 }
 
@@ -165,7 +193,11 @@ impl<'t> Builder<'t> {
                 match kind {
                     Some(kind) => Some(Item { kind, span }),
                     None => {
-                        if !self.diagnostics.iter().any(|d| span.range().contains(&(d.span.start as usize))) {
+                        if !self
+                            .diagnostics
+                            .iter()
+                            .any(|d| span.range().contains(&(d.span.start as usize)))
+                        {
                             self.diagnostics.push(Diagnostic::new(
                                 Code::Syntax,
                                 span,
@@ -176,7 +208,8 @@ impl<'t> Builder<'t> {
                     }
                 }
             }
-            Err(error) => {
+            Err(_) => {
+                let error = parse_with_detail(Rule::item, text);
                 self.syntax_error(&error, text.len());
                 None
             }
@@ -199,7 +232,8 @@ impl<'t> Builder<'t> {
             }
         };
         let start = self.offset + pos;
-        let mut diagnostic = Diagnostic::new(Code::Syntax, Span::new(start, start + found.1), message);
+        let mut diagnostic =
+            Diagnostic::new(Code::Syntax, Span::new(start, start + found.1), message);
         if let Some(help) = syntax_help(self.text, start) {
             diagnostic = diagnostic.with_help(help);
         }
@@ -254,8 +288,12 @@ impl<'t> Builder<'t> {
         let span = self.span(&pair);
         let inner = pair.into_inner().next()?;
         let kind = match inner.as_rule() {
-            Rule::enum_type => TypeExprKind::Enum(inner.into_inner().map(|p| self.ident(p)).collect()),
-            Rule::list_type => TypeExprKind::List(Box::new(self.type_expr(inner.into_inner().next()?)?)),
+            Rule::enum_type => {
+                TypeExprKind::Enum(inner.into_inner().map(|p| self.ident(p)).collect())
+            }
+            Rule::list_type => {
+                TypeExprKind::List(Box::new(self.type_expr(inner.into_inner().next()?)?))
+            }
             _ => TypeExprKind::Named(self.ident(inner)),
         };
         Some(TypeExpr { kind, span })
@@ -320,7 +358,11 @@ impl<'t> Builder<'t> {
                 };
                 let amount = self.expr(kids.next()?)?;
                 let cap = self.cap(&mut kids)?;
-                Action::DiscountItems { filter, amount, cap }
+                Action::DiscountItems {
+                    filter,
+                    amount,
+                    cap,
+                }
             }
             Rule::gift => {
                 let sku = self.expr(kids.next()?)?;
@@ -411,12 +453,18 @@ impl<'t> Builder<'t> {
             let span = self.span(&clause);
             let kind = match clause.as_rule() {
                 Rule::when_clause => ConstraintClause::When(self.when(clause)?),
-                Rule::forbid_mode => ConstraintClause::ForbidMode(clause.into_inner().map(|p| self.ident(p)).collect()),
-                Rule::require_mode => ConstraintClause::RequireMode(self.ident(clause.into_inner().next()?)),
-                Rule::require_packaging => {
-                    ConstraintClause::RequirePackaging(self.string_lit(clause.into_inner().next()?)?)
+                Rule::forbid_mode => ConstraintClause::ForbidMode(
+                    clause.into_inner().map(|p| self.ident(p)).collect(),
+                ),
+                Rule::require_mode => {
+                    ConstraintClause::RequireMode(self.ident(clause.into_inner().next()?))
                 }
-                Rule::block => ConstraintClause::Block(self.string_lit(clause.into_inner().next()?)?),
+                Rule::require_packaging => ConstraintClause::RequirePackaging(
+                    self.string_lit(clause.into_inner().next()?)?,
+                ),
+                Rule::block => {
+                    ConstraintClause::Block(self.string_lit(clause.into_inner().next()?)?)
+                }
                 _ => return None,
             };
             clauses.push(Clause { kind, span });
@@ -802,7 +850,11 @@ impl<'t> Builder<'t> {
                 };
                 let op = compare_op(&op.as_str().split_whitespace().collect::<Vec<_>>().join(" "))?;
                 let (right, d2) = self.expr_depth(kids.next()?)?;
-                self.node(ExprKind::Compare(op, Box::new(left), Box::new(right)), span, 1 + d1.max(d2))
+                self.node(
+                    ExprKind::Compare(op, Box::new(left), Box::new(right)),
+                    span,
+                    1 + d1.max(d2),
+                )
             }
             Rule::postfix => {
                 let mut kids = Kids::of(pair);
@@ -1027,7 +1079,9 @@ impl<'t> Builder<'t> {
                         .and_then(|r| r.split_once('}'))
                         .and_then(|(hex, _)| {
                             let code = u32::from_str_radix(hex, 16).ok()?;
-                            char::from_u32(code).filter(|c| !c.is_control() || *c == '\n' || *c == '\t').map(|c| (c, hex.len()))
+                            char::from_u32(code)
+                                .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+                                .map(|c| (c, hex.len()))
                         });
                     match decoded {
                         Some((decoded, hex_len)) => {
@@ -1036,7 +1090,11 @@ impl<'t> Builder<'t> {
                                 chars.next();
                             }
                         }
-                        None => self.bad_escape(start + offset, 2, "`\\u` takes a code point like `\\u{4E2D}`"),
+                        None => self.bad_escape(
+                            start + offset,
+                            2,
+                            "`\\u` takes a code point like `\\u{4E2D}`",
+                        ),
                     }
                 }
                 other => self.bad_escape(
@@ -1099,7 +1157,10 @@ fn describe_found(text: &str, pos: usize, chunk_end: usize) -> (String, usize) {
         return ("end of item".to_string(), 0);
     };
     if first.is_alphanumeric() || first == '_' {
-        let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+            .collect();
         let word = word.trim_end_matches('.');
         let shown: String = word.chars().take(40).collect();
         return (format!("`{shown}`"), word.len());
@@ -1118,7 +1179,12 @@ fn describe_expected(error: &pest::error::Error<Rule>) -> Option<String> {
             let token = token.to_string();
             if !token.contains("..") && token != "BUILTIN_RULE" {
                 let token = token.trim();
-                if !token.is_empty() && token != "_" && token.chars().any(|c| c.is_alphabetic() || "{}()[]=>:,-".contains(c)) {
+                if !token.is_empty()
+                    && token != "_"
+                    && token
+                        .chars()
+                        .any(|c| c.is_alphabetic() || "{}()[]=>:,-".contains(c))
+                {
                     words.push(format!("`{token}`"));
                 }
             }
@@ -1183,9 +1249,15 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
 /// Hints for the commonest slips, by looking at the text around the error.
 fn syntax_help(text: &str, pos: usize) -> Option<String> {
     let rest = text.get(pos..)?;
-    let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
     if matches!(word.as_str(), "AND" | "OR" | "NOT") {
-        return Some(format!("operators are lowercase: write `{}`", word.to_lowercase()));
+        return Some(format!(
+            "operators are lowercase: write `{}`",
+            word.to_lowercase()
+        ));
     }
     if rest.starts_with("&&") {
         return Some("write `and` instead of `&&`".to_string());
@@ -1194,14 +1266,18 @@ fn syntax_help(text: &str, pos: usize) -> Option<String> {
         return Some("write `or` instead of `||`".to_string());
     }
     if rest.starts_with('=') && !rest.starts_with("==") && !rest.starts_with("=>") {
-        return Some("compare with `==`; `=` only appears in attribute defaults and test inputs".to_string());
+        return Some(
+            "compare with `==`; `=` only appears in attribute defaults and test inputs".to_string(),
+        );
     }
     if rest.starts_with('\'') {
         return Some("strings use double quotes: \"...\"".to_string());
     }
-    if let Some(unit) = ["KG", "ML", "Kg", "L", "wh", "WH", "KM", "Km", "hr", "hours", "mins", "sec"]
-        .iter()
-        .find(|u| word == **u)
+    if let Some(unit) = [
+        "KG", "ML", "Kg", "L", "wh", "WH", "KM", "Km", "hr", "hours", "mins", "sec",
+    ]
+    .iter()
+    .find(|u| word == **u)
     {
         let suggestion = match *unit {
             "KG" | "Kg" => "kg",

@@ -308,7 +308,11 @@ impl Scanner<'_> {
                         format!("`{ch}` does not close `{open}`"),
                     )
                     .with_label(format!("expected `{}` here", closing(open)))
-                    .with_related(0, Span::new(at, at + 1), "the bracket opened here"),
+                    .with_related(
+                        0,
+                        Span::new(at, at + 1),
+                        "the bracket opened here",
+                    ),
                 );
                 self.item_parseable = false;
                 self.stack.pop();
