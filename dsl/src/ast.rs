@@ -279,9 +279,15 @@ pub struct Test {
 pub enum TestClause {
     Given(Value),
     /// `counter orders(customer.device, 1 h) = 6`
-    Counter { call: Expr, value: Value },
+    Counter {
+        call: Expr,
+        value: Value,
+    },
     /// `list blocked_devices = ["d-1"]`
-    List { name: Ident, items: Value },
+    List {
+        name: Ident,
+        items: Value,
+    },
     /// `used budget spend_299 = ¥199000`, `used limit spend_299 = 1`
     Used {
         kind: UsedKind,
@@ -454,9 +460,15 @@ pub enum Literal {
     /// Digits as written (underscores removed), with or without a decimal point.
     Number(String),
     /// Currency symbol and amount digits as written.
-    Money { symbol: String, amount: String },
+    Money {
+        symbol: String,
+        amount: String,
+    },
     Percent(String),
-    Quantity { amount: String, unit: Unit },
+    Quantity {
+        amount: String,
+        unit: Unit,
+    },
     String(String),
     /// RFC 3339 text as written.
     DateTime(String),
@@ -512,6 +524,9 @@ impl Unit {
     }
 
     pub fn from_symbol(symbol: &str) -> Option<Unit> {
-        Unit::ALL.iter().copied().find(|unit| unit.symbol() == symbol)
+        Unit::ALL
+            .iter()
+            .copied()
+            .find(|unit| unit.symbol() == symbol)
     }
 }

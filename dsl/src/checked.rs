@@ -47,6 +47,50 @@ pub struct TExpr {
     pub span: Span,
 }
 
+impl TExpr {
+    /// The direct subexpressions, in evaluation order.
+    pub fn children(&self) -> Vec<&TExpr> {
+        match &self.kind {
+            TExprKind::Const(_)
+            | TExprKind::Root(_)
+            | TExprKind::Var(_)
+            | TExprKind::RuntimeList(_)
+            | TExprKind::Velocity(_)
+            | TExprKind::Score => Vec::new(),
+            TExprKind::Field(base, _) => vec![base],
+            TExprKind::ListLiteral(items) | TExprKind::TableCall(_, items) => items.iter().collect(),
+            TExprKind::Not(a) | TExprKind::Neg(a) => vec![a],
+            TExprKind::Arith(_, a, b)
+            | TExprKind::And(a, b)
+            | TExprKind::Or(a, b)
+            | TExprKind::Compare(_, a, b)
+            | TExprKind::Default(a, b)
+            | TExprKind::Min(a, b)
+            | TExprKind::Max(a, b) => vec![a, b],
+            TExprKind::In { element, collection, .. } => vec![element, collection],
+            TExprKind::If(a, b, c) => vec![a, b, c],
+            TExprKind::Quantifier { collection, filter, .. } => {
+                let mut out: Vec<&TExpr> = vec![collection];
+                out.extend(filter.as_deref());
+                out
+            }
+            TExprKind::Sum {
+                collection, filter, body, ..
+            } => {
+                let mut out: Vec<&TExpr> = vec![collection];
+                out.extend(filter.as_deref());
+                out.push(body);
+                out
+            }
+        }
+    }
+
+    /// Whether this expression or any part of it failed to check.
+    pub fn has_error(&self) -> bool {
+        self.ty == Type::Error || self.children().into_iter().any(TExpr::has_error)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArithOp {
     Add,

@@ -274,10 +274,23 @@ pub fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) 
     for candidate in candidates {
         let distance = strsim::damerau_levenshtein(wanted, candidate);
         let is_prefix = candidate.starts_with(wanted) || wanted.starts_with(candidate);
-        let close = distance <= limit || (is_prefix && wanted.len() >= 3 && candidate.len() >= 3);
+        // `qty` for `quantity`: an abbreviation keeps the first letter and the order.
+        let abbreviates = candidate.len() >= 3 && is_abbreviation(candidate, wanted);
+        let close = distance <= limit
+            || (is_prefix && wanted.len() >= 3 && candidate.len() >= 3)
+            || abbreviates;
         if close && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
     }
     best.map(|(_, candidate)| candidate)
+}
+
+/// Whether `short` is `long` with letters left out, first letter kept (`qty`, `quantity`).
+fn is_abbreviation(short: &str, long: &str) -> bool {
+    if short.len() >= long.len() || short.chars().next() != long.chars().next() {
+        return false;
+    }
+    let mut rest = long.chars();
+    short.chars().all(|c| rest.any(|l| l == c))
 }

@@ -3,7 +3,7 @@
 
 use crate::ast::*;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::prescan::{prescan, ItemChunk};
+use crate::prescan::{prescan, trim_trailing_trivia, ItemChunk, ITEM_KEYWORDS};
 use crate::span::Span;
 use pest::iterators::{Pair, Pairs};
 use pest::Parser as _;
@@ -40,6 +40,7 @@ pub fn parse_file(text: &str) -> (SourceFile, Vec<Diagnostic>) {
         text,
         offset: 0,
         diagnostics: scan.diagnostics,
+        comments: &scan.comments,
     };
     let mut items = Vec::with_capacity(scan.items.len());
     for chunk in &scan.items {
@@ -61,15 +62,16 @@ pub fn parse_file(text: &str) -> (SourceFile, Vec<Diagnostic>) {
 /// Parses a single expression (used by tests and tools). Returns `None` with
 /// diagnostics when the text is not exactly one expression.
 pub fn parse_expr(text: &str) -> (Option<Expr>, Vec<Diagnostic>) {
-    let mut builder = Builder {
-        text,
-        offset: 0,
-        diagnostics: Vec::new(),
-    };
     let scan = prescan(text);
     if !scan.diagnostics.is_empty() {
         return (None, scan.diagnostics);
     }
+    let mut builder = Builder {
+        text,
+        offset: 0,
+        diagnostics: Vec::new(),
+        comments: &scan.comments,
+    };
     match WeirParser::parse(Rule::expr, text) {
         Ok(mut pairs) => {
             let expr = pairs.next().and_then(|pair| builder.expr(pair));
@@ -124,6 +126,8 @@ fn parse_with_detail(rule: Rule, text: &str) -> pest::error::Error<Rule> {
 
 struct Builder<'t> {
     text: &'t str,
+    /// The file's comments, to trim them off the end of spans.
+    comments: &'t [Comment],
     /// Byte offset of the item being built within the file.
     offset: usize,
     diagnostics: Vec<Diagnostic>,
@@ -166,9 +170,15 @@ impl<'i> Kids<'i> {
 }
 
 impl<'t> Builder<'t> {
+    /// The pair's span in the file. Pest lets a rule that ends in an optional part
+    /// swallow the whitespace (and comments) after it; diagnostics point at code only.
     fn span(&self, pair: &P<'_>) -> Span {
         let s = pair.as_span();
-        Span::new(self.offset + s.start(), self.offset + s.end())
+        let (start, end) = (self.offset + s.start(), self.offset + s.end());
+        Span::new(
+            start,
+            trim_trailing_trivia(self.text, start, end, self.comments),
+        )
     }
 
     fn ident(&self, pair: P<'_>) -> Ident {
@@ -217,24 +227,58 @@ impl<'t> Builder<'t> {
     }
 
     fn syntax_error(&mut self, error: &pest::error::Error<Rule>, chunk_len: usize) {
-        let pos = match error.location {
+        let mut pos = match error.location {
             pest::error::InputLocation::Pos(pos) => pos,
             pest::error::InputLocation::Span((start, _)) => start,
         };
-        let found = describe_found(self.text, self.offset + pos, self.offset + chunk_len);
-        let expected = describe_expected(error);
+        // `ParseAttempts` and `ParsingToken` are not exported: keep what is needed.
+        let attempts = error.parse_attempts().map(|a| {
+            let tokens: Vec<String> = a.expected_tokens().iter().map(|t| t.to_string()).collect();
+            (a.max_position, tokens)
+        });
+        // Pest places the error at the furthest *rule* that failed; a keyword that was
+        // missing further on (`limit 1 per day`, without `customer`) is only in the
+        // attempts, at their furthest position.
+        if let Some((max_position, _)) = &attempts {
+            if *max_position > pos && *max_position <= chunk_len {
+                pos = *max_position;
+            }
+        }
+        let start = self.offset + pos;
+        let (found, found_len) = describe_found(self.text, start, self.offset + chunk_len);
+        let mut help = syntax_help(self.text, start);
         let message = if error.variant.message().contains("limit reached") {
             "this item is too deeply nested to parse".to_string()
+        } else if pos == 0 {
+            let word: String = self
+                .text
+                .get(start..)
+                .unwrap_or("")
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if help.is_none() {
+                help = Some(
+                    match crate::diagnostic::closest(&word, ITEM_KEYWORDS.iter().copied()) {
+                        Some(keyword) => format!("did you mean `{keyword}`?"),
+                        None => format!("items start with {}", ITEM_KEYWORDS.join(", ")),
+                    },
+                );
+            }
+            format!("expected an item such as `promotion`, `constraint` or `risk`, found {found}")
         } else {
-            match &expected {
-                Some(expected) => format!("expected {expected}, found {}", found.0),
-                None => format!("unexpected {}", found.0),
+            match describe_expected(
+                error,
+                attempts.as_ref().map(|(_, tokens)| tokens.as_slice()),
+                pos,
+            ) {
+                Some(expected) => format!("expected {expected}, found {found}"),
+                None => format!("unexpected {found}"),
             }
         };
-        let start = self.offset + pos;
         let mut diagnostic =
-            Diagnostic::new(Code::Syntax, Span::new(start, start + found.1), message);
-        if let Some(help) = syntax_help(self.text, start) {
+            Diagnostic::new(Code::Syntax, Span::new(start, start + found_len), message);
+        if let Some(help) = help {
             diagnostic = diagnostic.with_help(help);
         }
         self.diagnostics.push(diagnostic);
@@ -1159,48 +1203,100 @@ fn describe_found(text: &str, pos: usize, chunk_end: usize) -> (String, usize) {
     if first.is_alphanumeric() || first == '_' {
         let word: String = rest
             .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
-        let word = word.trim_end_matches('.');
         let shown: String = word.chars().take(40).collect();
         return (format!("`{shown}`"), word.len());
     }
     if first == '"' {
-        return ("a string".to_string(), rest.find('"').map_or(1, |_| 1));
+        let len = rest
+            .get(1..)
+            .and_then(|r| r.find(['"', '\n']))
+            .map_or(rest.len(), |end| end + 2)
+            .min(rest.len());
+        return ("a string".to_string(), len);
+    }
+    const OPERATORS: &[&str] = &["=>", "->", "==", "!=", "<=", ">=", "&&", "||"];
+    if let Some(op) = OPERATORS.iter().find(|op| rest.starts_with(**op)) {
+        return (format!("`{op}`"), op.len());
     }
     (format!("`{first}`"), first.len_utf8())
 }
 
-fn describe_expected(error: &pest::error::Error<Rule>) -> Option<String> {
+/// Tokens that can start an expression: when one is expected, "an expression" says it.
+const EXPRESSION_STARTS: &[&str] = &[
+    "(", "[", "any", "all", "count", "sum", "true", "false", "none", "if", "¥", "￥",
+    "$", "€", "£", "₩",
+];
+
+/// Tokens that would continue what came before (an operator after an operand, a unit
+/// after a number). They are possible, but rarely what the author meant to write.
+const CONTINUATIONS: &[&str] = &[
+    "+", "-", "*", "/", "==", "!=", "<", "<=", ">", ">=", "and", "or", "in", "not", ".", "%", "kg",
+    "g", "ml", "l", "Wh", "kWh", "m", "km", "s", "min", "h", "d", "_",
+];
+
+fn describe_expected(
+    error: &pest::error::Error<Rule>,
+    expected_tokens: Option<&[String]>,
+    pos: usize,
+) -> Option<String> {
     let mut words: Vec<String> = Vec::new();
-    if let Some(attempts) = error.parse_attempts() {
-        for token in attempts.expected_tokens() {
-            // `ParsingToken` is not exported; its Display is the literal for keywords.
-            let token = token.to_string();
-            if !token.contains("..") && token != "BUILTIN_RULE" {
-                let token = token.trim();
-                if !token.is_empty()
-                    && token != "_"
-                    && token
-                        .chars()
-                        .any(|c| c.is_alphabetic() || "{}()[]=>:,-".contains(c))
-                {
-                    words.push(format!("`{token}`"));
-                }
+    let mut expression = false;
+    let mut continuation = false;
+    if let Some(tokens) = expected_tokens {
+        for token in tokens {
+            // A token's Display is the literal for keywords and punctuation.
+            let token = token.trim();
+            // Whitespace and comments may appear anywhere; naming them helps no one.
+            if token.is_empty() || token.contains("..") || token == "BUILTIN_RULE" || token == "//" || token == "\u{FEFF}" {
+                continue;
+            }
+            if token == "\"" {
+                words.push("a string".to_string());
+                continue;
+            }
+            if EXPRESSION_STARTS.contains(&token) {
+                expression = true;
+            } else if CONTINUATIONS.contains(&token) {
+                continuation = true;
+            } else {
+                words.push(format!("`{token}`"));
             }
         }
     }
-    if let pest::error::ErrorVariant::ParsingError { positives, .. } = &error.variant {
+    let error_pos = match error.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    if let (pest::error::ErrorVariant::ParsingError { positives, .. }, true) =
+        (&error.variant, error_pos == pos)
+    {
         for rule in positives {
-            if let Some(name) = rule_name(*rule) {
-                words.push(name.to_string());
+            match rule_name(*rule) {
+                Some("an expression") => expression = true,
+                Some(name) => words.push(name.to_string()),
+                None => {}
             }
         }
+    }
+    if expression {
+        // A string is one kind of expression.
+        words.retain(|w| w != "a string");
+        words.insert(0, "an expression".to_string());
     }
     let mut seen = std::collections::BTreeSet::new();
     words.retain(|w| seen.insert(w.clone()));
+    if words.is_empty() && continuation {
+        words.push("an operator".to_string());
+    }
     if words.is_empty() {
         return None;
+    }
+    // After a complete operand, a unit or a comparison could follow, but when the
+    // clause could also end here the next clause is what the author more likely missed.
+    if words.len() > 2 {
+        words.retain(|w| w != "a unit" && w != "a comparison");
     }
     words.truncate(8);
     Some(match words.len() {
@@ -1258,6 +1354,11 @@ fn syntax_help(text: &str, pos: usize) -> Option<String> {
             "operators are lowercase: write `{}`",
             word.to_lowercase()
         ));
+    }
+    if rest.starts_with("->")
+        || (rest.starts_with('>') && text.get(pos.saturating_sub(1)..pos) == Some("-"))
+    {
+        return Some("decide arms and table rows use `=>`".to_string());
     }
     if rest.starts_with("&&") {
         return Some("write `and` instead of `&&`".to_string());

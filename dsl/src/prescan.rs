@@ -85,9 +85,11 @@ impl Scanner<'_> {
             Code::UnbalancedBracket => 2,
             _ => 3,
         };
-        self.counts[slot] += 1;
-        if self.counts[slot] <= MAX_REPEATS {
-            self.out.diagnostics.push(diagnostic);
+        if let Some(count) = self.counts.get_mut(slot) {
+            *count += 1;
+            if *count <= MAX_REPEATS {
+                self.out.diagnostics.push(diagnostic);
+            }
         }
     }
 
@@ -391,7 +393,8 @@ fn word_end(text: &str, start: usize) -> usize {
         .unwrap_or(text.len())
 }
 
-fn trim_trailing_trivia(text: &str, start: usize, end: usize, comments: &[Comment]) -> usize {
+/// The end of `start..end` with trailing whitespace and comments cut off.
+pub fn trim_trailing_trivia(text: &str, start: usize, end: usize, comments: &[Comment]) -> usize {
     let mut end = end;
     loop {
         let chunk = text.get(start..end).unwrap_or("");

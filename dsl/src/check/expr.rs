@@ -106,9 +106,26 @@ impl Checker<'_> {
                 e.span,
                 format!("expected a condition (true/false), found `{found}`"),
             );
-            if matches!(e.ty, Type::Optional(ref inner) if **inner == Type::Bool) {
-                diagnostic = diagnostic.with_help("the field may be absent: write `field == true`");
-            }
+            let text = self.source_text(e.span);
+            let help = match &e.ty {
+                Type::Optional(inner) if **inner == Type::Bool => {
+                    Some(format!("the field may be absent: write `{text} == true`"))
+                }
+                Type::Optional(_) => Some(format!(
+                    "to test that it is present, write `{text} != none`"
+                )),
+                Type::Int | Type::Decimal => Some(format!("compare it, e.g. `{text} > 0`")),
+                Type::Money => Some(format!(
+                    "compare it, e.g. `{text} >= {}100`",
+                    self.currency.main_symbol()
+                )),
+                Type::String => Some(format!("compare it, e.g. `{text} == \"...\"`")),
+                Type::List(_) => Some(format!(
+                    "to test that it is not empty, write `any(x in {text})`"
+                )),
+                _ => None,
+            };
+            diagnostic = diagnostic.with_help_opt(help);
             self.report(diagnostic);
         }
     }
@@ -335,7 +352,9 @@ impl Checker<'_> {
                 .iter()
                 .map(|r| format!("`{}`", r.name()))
                 .collect();
-            let help = if available.is_empty() {
+            let help = if self.context == Context::Decide {
+                "a decide block sees only `score`, the summed risk score".to_string()
+            } else if available.is_empty() {
                 "no facts are available here: use a constant".to_string()
             } else {
                 format!("{} sees {}", self.context.describe(), join_and(&available))
@@ -652,8 +671,9 @@ impl Checker<'_> {
                     ),
                 )
                 .with_help(format!(
-                    "write money as `{}100`",
-                    self.currency.main_symbol()
+                    "write money as `{}{}`",
+                    self.currency.main_symbol(),
+                    self.source_text(number.span)
                 ))
             }
             ArithProblem::Other => Diagnostic::new(
@@ -745,6 +765,17 @@ impl Checker<'_> {
 
     /// Reports when two values cannot be compared with `op`.
     pub(super) fn comparable(&mut self, op: CompareOp, left: &TExpr, right: &TExpr) {
+        self.comparable_as(op, left, right, None);
+    }
+
+    /// `membership` names the list when the right side is a list's element type.
+    fn comparable_as(
+        &mut self,
+        op: CompareOp,
+        left: &TExpr,
+        right: &TExpr,
+        membership: Option<Span>,
+    ) {
         let (lt, rt) = (
             left.ty.strip_optional().clone(),
             right.ty.strip_optional().clone(),
@@ -790,21 +821,40 @@ impl Checker<'_> {
                         "this number has no currency, but it is compared with money",
                     )
                     .with_help(format!(
-                        "write money as `{}299`",
-                        self.currency.main_symbol()
+                        "write money as `{}{}`",
+                        self.currency.main_symbol(),
+                        self.source_text(number.span)
                     )),
                 )
             }
             (Type::Percent, n) | (n, Type::Percent) if n.is_numeric() => {
-                let number = if n == &lt { left } else { right };
-                Some(
+                let (number, percent) = if n == &lt {
+                    (left, right)
+                } else {
+                    (right, left)
+                };
+                // Advise on the side the author typed as a literal.
+                let diagnostic = if matches!(percent.kind, TExprKind::Const(_)) {
+                    let text = self.source_text(percent.span);
+                    let plain = text.trim_end_matches('%').to_string();
+                    Diagnostic::new(
+                        Code::BadComparison,
+                        percent.span,
+                        "a percent is compared with a plain number",
+                    )
+                    .with_help(format!(
+                        "the other side is a plain number: write `{plain}` instead of `{text}`"
+                    ))
+                } else {
+                    let text = self.source_text(number.span);
                     Diagnostic::new(
                         Code::BadComparison,
                         number.span,
                         "this number is compared with a percent",
                     )
-                    .with_help("write percents with `%`, e.g. `10%`"),
-                )
+                    .with_help(format!("write percents with `%`: `{text}%`"))
+                };
+                Some(diagnostic)
             }
             (a, b) if a == b => {
                 if ordering && !a.is_ordered() {
@@ -830,14 +880,20 @@ impl Checker<'_> {
             }
             (a, b) => {
                 let (a, b) = (self.type_name(a), self.type_name(b));
-                Some(
-                    Diagnostic::new(
+                Some(match membership {
+                    Some(list_span) => Diagnostic::new(
+                        Code::BadComparison,
+                        left.span.to(list_span),
+                        format!("cannot look for `{a}` in a list of `{b}`"),
+                    )
+                    .with_label(format!("`{a}` in list<{b}>")),
+                    None => Diagnostic::new(
                         Code::BadComparison,
                         left.span.to(right.span),
                         format!("cannot compare `{a}` with `{b}`"),
                     )
                     .with_label(format!("`{a}` {} `{b}`", op.symbol())),
-                )
+                })
             }
         };
         if let Some(diagnostic) = diagnostic {
@@ -870,7 +926,7 @@ impl Checker<'_> {
         };
         if let Some(item_ty) = item_ty {
             let probe = texpr(TExprKind::Const(Value::None), item_ty, collection.span);
-            self.comparable(CompareOp::Eq, &element, &probe);
+            self.comparable_as(CompareOp::Eq, &element, &probe, Some(collection.span));
         }
         texpr(
             TExprKind::In {
@@ -1080,6 +1136,18 @@ impl Checker<'_> {
                 ok = false;
                 0
             }
+            _ if window.ty.is_numeric() => {
+                self.report(
+                    Diagnostic::new(
+                        Code::MissingUnit,
+                        window.span,
+                        "the counter window has no unit",
+                    )
+                    .with_help(unit_help(Dimension::Duration)),
+                );
+                ok = false;
+                0
+            }
             _ => {
                 self.report(
                     Diagnostic::new(
@@ -1128,8 +1196,9 @@ impl Checker<'_> {
         diagnostic = match (expected, &e.ty) {
             (Type::Money, t) if t.is_numeric() => diagnostic
                 .with_help(format!(
-                    "write money as `{}50`",
-                    self.currency.main_symbol()
+                    "write money as `{}{}`",
+                    self.currency.main_symbol(),
+                    self.source_text(e.span)
                 ))
                 .with_code(Code::MissingCurrency),
             (Type::Quantity(d), t) if t.is_numeric() => diagnostic

@@ -111,6 +111,9 @@ pub(crate) struct Checker<'a> {
     file: FileId,
     name: String,
     currency: Currency,
+    /// Each file's own header currency, so that a header conflict is reported once
+    /// rather than once more for every money literal of the other file.
+    file_currencies: Vec<Option<Currency>>,
     schema: Schema,
     context: Context,
     /// Quantifier variables in scope: name, id, type.
@@ -154,6 +157,7 @@ impl<'a> Checker<'a> {
                 minor_digits: 2,
                 symbols: &["¥"],
             }),
+            file_currencies: Vec::new(),
             schema: Schema::builtin(),
             context: Context::Constant,
             scope: Vec::new(),
@@ -185,6 +189,15 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Makes `file` the current file: diagnostics name it, and money literals are read
+    /// in its currency.
+    fn enter_file(&mut self, file: FileId) {
+        self.file = file;
+        if let Some(Some(currency)) = self.file_currencies.get(file) {
+            self.currency = *currency;
+        }
+    }
+
     pub(crate) fn report(&mut self, diagnostic: Diagnostic) {
         let file = self.file;
         let mut diagnostic = diagnostic;
@@ -203,7 +216,23 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn source_text(&self, span: Span) -> String {
+    /// The first number inside `span` (the count of `limit 0 per customer`).
+    fn number_span(&self, span: Span) -> Span {
+        let text = self.source_text(span);
+        let Some(start) = text.find(|c: char| c.is_ascii_digit()) else {
+            return span;
+        };
+        let len = text.get(start..).map_or(0, |rest| {
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len())
+        });
+        Span::new(
+            span.start as usize + start,
+            span.start as usize + start + len,
+        )
+    }
+
+    pub(crate) fn source_text(&self, span: Span) -> String {
         self.sources
             .get(self.file)
             .and_then(|s| s.text.get(span.range()))
@@ -214,6 +243,7 @@ impl<'a> Checker<'a> {
     // ---- pass 2: headers ----------------------------------------------------------------
 
     fn headers(&mut self, files: &[SourceFile]) {
+        self.file_currencies = vec![None; files.len()];
         let mut first: Option<(String, String, FileId, Span)> = None;
         for (file, parsed) in files.iter().enumerate() {
             self.file = file;
@@ -237,11 +267,20 @@ impl<'a> Checker<'a> {
                                 "the `ruleset` header must come before every other item".to_string()
                             },
                         )
-                        .with_help("move the header to the top of the file"),
+                        .with_help(if seen_header {
+                            "remove this header"
+                        } else {
+                            "move the header to the top of the file"
+                        }),
                     );
                 }
                 seen_header = true;
                 let currency = header.currency.name.clone();
+                if let Some(slot) = self.file_currencies.get_mut(file) {
+                    if slot.is_none() {
+                        *slot = Currency::by_code(&currency);
+                    }
+                }
                 if Currency::by_code(&currency).is_none() {
                     let help = did_you_mean(&currency, CURRENCIES.iter().map(|c| c.code))
                         .unwrap_or_else(|| {
@@ -353,7 +392,7 @@ impl<'a> Checker<'a> {
     fn declare(&mut self, files: &[SourceFile]) {
         // Attributes first: every later declaration may use them.
         for (file, parsed) in files.iter().enumerate() {
-            self.file = file;
+            self.enter_file(file);
             for item in &parsed.items {
                 if let ItemKind::Attribute(attribute) = &item.kind {
                     self.declare_attribute(attribute);
@@ -361,74 +400,15 @@ impl<'a> Checker<'a> {
             }
         }
         for (file, parsed) in files.iter().enumerate() {
-            self.file = file;
+            self.enter_file(file);
             for item in &parsed.items {
                 match &item.kind {
-                    ItemKind::List(list) => {
-                        if self.declare_name(&list.name, DeclKind::List) {
-                            let element =
-                                self.resolve_type(&list.ty, &format!("list {}", list.name.name));
-                            let id = self.lists.len();
-                            self.lists.push(ListInfo {
-                                name: list.name.name.clone(),
-                                element,
-                                origin: self.origin(list.name.span),
-                            });
-                            self.list_used.push(false);
-                            self.list_ids.insert(list.name.name.clone(), id);
-                        }
-                    }
-                    ItemKind::Table(table) => {
-                        if self.declare_name(&table.name, DeclKind::Table) {
-                            self.context = Context::TableKey;
-                            let keys: Vec<TExpr> =
-                                table.keys.iter().map(|k| self.expr(k, None)).collect();
-                            let key_names = table
-                                .keys
-                                .iter()
-                                .map(|k| self.source_text(k.span))
-                                .collect();
-                            let result = self
-                                .resolve_type(&table.result, &format!("table {}", table.name.name));
-                            let id = self.table_signatures.len();
-                            self.table_signatures.push(TableSignature {
-                                keys: keys
-                                    .into_iter()
-                                    .map(|k| k.ty.strip_optional().clone())
-                                    .collect(),
-                                key_names,
-                                result,
-                            });
-                            self.table_used.push(false);
-                            self.table_origins.push(self.origin(table.name.span));
-                            self.tables.push(None);
-                            self.table_ids.insert(table.name.name.clone(), id);
-                        }
-                    }
+                    ItemKind::List(list) => self.declare_list(list),
+                    ItemKind::Table(table) => self.declare_table(table),
                     ItemKind::Promotion(p) => {
                         self.declare_name(&p.name, DeclKind::Promotion);
                     }
-                    ItemKind::Route(r) => {
-                        if self.declare_name(&r.name, DeclKind::Route) {
-                            if let Some((first, first_file, first_span)) = self.route_decl.clone() {
-                                let mut diagnostic = Diagnostic::new(
-                                    Code::Duplicate,
-                                    r.name.span,
-                                    format!("a ruleset has one route, and `{first}` is already declared"),
-                                )
-                                .with_help("put every `consider`, `score` and `exclude` in that one route");
-                                diagnostic.related.push(crate::diagnostic::Related {
-                                    file: first_file,
-                                    span: first_span,
-                                    message: "the route".to_string(),
-                                });
-                                self.report(diagnostic);
-                            } else {
-                                self.route_decl =
-                                    Some((r.name.name.clone(), self.file, r.name.span));
-                            }
-                        }
-                    }
+                    ItemKind::Route(r) => self.declare_route(r),
                     ItemKind::Constraint(c) => {
                         self.declare_name(&c.name, DeclKind::Constraint);
                     }
@@ -438,11 +418,16 @@ impl<'a> Checker<'a> {
                     ItemKind::Sop(s) => {
                         self.declare_name(&s.name, DeclKind::Sop);
                     }
-                    ItemKind::Decide(_) => {
+                    ItemKind::Decide(d) => {
+                        // Point at `decide risk`, not the whole block.
+                        let head = Span {
+                            start: item.span.start,
+                            end: d.target.span.end,
+                        };
                         if let Some((first_file, first_span)) = self.decide_decl {
                             let mut diagnostic = Diagnostic::new(
                                 Code::Duplicate,
-                                item.span,
+                                head,
                                 "a ruleset has one `decide risk` block",
                             );
                             diagnostic.related.push(crate::diagnostic::Related {
@@ -452,7 +437,7 @@ impl<'a> Checker<'a> {
                             });
                             self.report(diagnostic);
                         } else {
-                            self.decide_decl = Some((self.file, item.span));
+                            self.decide_decl = Some((self.file, head));
                         }
                     }
                     _ => {}
@@ -461,12 +446,76 @@ impl<'a> Checker<'a> {
         }
         // Attribute defaults, now that every enum is known.
         for (file, parsed) in files.iter().enumerate() {
-            self.file = file;
+            self.enter_file(file);
             for item in &parsed.items {
                 if let ItemKind::Attribute(attribute) = &item.kind {
                     self.attribute_default(attribute);
                 }
             }
+        }
+    }
+
+    fn declare_list(&mut self, list: &ast::ListDecl) {
+        if !self.declare_name(&list.name, DeclKind::List) {
+            return;
+        }
+        let element = self.resolve_type(&list.ty, &format!("list {}", list.name.name));
+        let id = self.lists.len();
+        self.lists.push(ListInfo {
+            name: list.name.name.clone(),
+            element,
+            origin: self.origin(list.name.span),
+        });
+        self.list_used.push(false);
+        self.list_ids.insert(list.name.name.clone(), id);
+    }
+
+    fn declare_table(&mut self, table: &ast::Table) {
+        if !self.declare_name(&table.name, DeclKind::Table) {
+            return;
+        }
+        self.context = Context::TableKey;
+        let keys: Vec<TExpr> = table.keys.iter().map(|k| self.expr(k, None)).collect();
+        let key_names = table
+            .keys
+            .iter()
+            .map(|k| self.source_text(k.span))
+            .collect();
+        let result = self.resolve_type(&table.result, &format!("table {}", table.name.name));
+        let id = self.table_signatures.len();
+        self.table_signatures.push(TableSignature {
+            keys: keys
+                .into_iter()
+                .map(|k| k.ty.strip_optional().clone())
+                .collect(),
+            key_names,
+            result,
+        });
+        self.table_used.push(false);
+        self.table_origins.push(self.origin(table.name.span));
+        self.tables.push(None);
+        self.table_ids.insert(table.name.name.clone(), id);
+    }
+
+    fn declare_route(&mut self, r: &ast::Route) {
+        if !self.declare_name(&r.name, DeclKind::Route) {
+            return;
+        }
+        if let Some((first, first_file, first_span)) = self.route_decl.clone() {
+            let mut diagnostic = Diagnostic::new(
+                Code::Duplicate,
+                r.name.span,
+                format!("a ruleset has one route, and `{first}` is already declared"),
+            )
+            .with_help("put every `consider`, `score` and `exclude` in that one route");
+            diagnostic.related.push(crate::diagnostic::Related {
+                file: first_file,
+                span: first_span,
+                message: "the route".to_string(),
+            });
+            self.report(diagnostic);
+        } else {
+            self.route_decl = Some((r.name.name.clone(), self.file, r.name.span));
         }
     }
 
@@ -658,7 +707,7 @@ impl<'a> Checker<'a> {
 
     fn bodies(&mut self, files: &[SourceFile]) {
         for (file, parsed) in files.iter().enumerate() {
-            self.file = file;
+            self.enter_file(file);
             for item in &parsed.items {
                 self.scope.clear();
                 match &item.kind {
@@ -666,7 +715,7 @@ impl<'a> Checker<'a> {
                     ItemKind::Route(r) => self.route(r),
                     ItemKind::Constraint(c) => self.constraint(c),
                     ItemKind::Risk(r) => self.risk(r),
-                    ItemKind::Decide(d) => self.decide(d, item.span),
+                    ItemKind::Decide(d) => self.decide(d, item.span.start),
                     ItemKind::Table(t) => self.table(t),
                     ItemKind::Sop(s) => self.sop(s),
                     ItemKind::Test(t) => self.test(t, item.span),
@@ -689,16 +738,29 @@ impl<'a> Checker<'a> {
                         format!("`{what}` appears more than once in this rule"),
                     )
                     .with_related(self.file, first_span, "first here")
-                    .with_help(format!("keep one `{what}`; combine conditions with `and`"));
+                    .with_help(match what {
+                        "when" => "keep one `when`; combine conditions with `and`".to_string(),
+                        "score" => "keep one `score`; add terms with `+`".to_string(),
+                        _ => format!("keep one `{what}`"),
+                    });
                     self.report(diagnostic);
                 }
             }
         }
     }
 
+    fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity() == Severity::Error)
+            .count()
+    }
+
     fn rule_condition(&mut self, e: &ast::Expr) -> TExpr {
+        let errors_before = self.error_count();
         let checked = self.condition(e);
-        if is_constant(&checked) && !checked.ty.is_error() {
+        // An expression that failed to check is a placeholder, not a constant.
+        if is_constant(&checked) && self.error_count() == errors_before && !checked.has_error() {
             let message = match &checked.kind {
                 checked::TExprKind::Const(Value::Bool(true)) => "this condition is always true",
                 checked::TExprKind::Const(Value::Bool(false)) => "this condition is always false",
@@ -847,11 +909,11 @@ impl<'a> Checker<'a> {
                 }
                 C::Limit { count, period } => {
                     if *count < 1 {
-                        self.report(Diagnostic::new(
-                            Code::OutOfRange,
-                            clause.span,
-                            "a limit is at least 1",
-                        ));
+                        let span = self.number_span(clause.span);
+                        self.report(
+                            Diagnostic::new(Code::OutOfRange, span, "a limit is at least 1")
+                                .with_help("write `limit 1 per customer`, or remove the limit"),
+                        );
                     }
                     let period_name = period
                         .as_ref()
@@ -1199,7 +1261,12 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn decide(&mut self, d: &ast::Decide, span: Span) {
+    fn decide(&mut self, d: &ast::Decide, item_start: u32) {
+        // Point at `decide risk`, not the whole block.
+        let span = Span {
+            start: item_start,
+            end: d.target.span.end,
+        };
         if d.target.name != "risk" {
             let help = if did_you_mean(&d.target.name, ["risk"]).is_some() {
                 "did you mean `risk`?"
@@ -1359,7 +1426,24 @@ impl<'a> Checker<'a> {
                 };
                 let before = self.diagnostics.len();
                 self.comparable(op, &value, &probe);
-                if self.diagnostics.len() != before || value.ty.is_error() {
+                if self.diagnostics.len() != before {
+                    if let (Type::Enum(id), checked::TExprKind::Const(Value::String(text))) =
+                        (key, &value.kind)
+                    {
+                        let is_variant = self
+                            .schema
+                            .enum_def(*id)
+                            .and_then(|d| d.variant(text))
+                            .is_some();
+                        if let (true, Some(last)) = (is_variant, self.diagnostics.last_mut()) {
+                            last.help = Some(format!(
+                                "enum variants are written without quotes: `{text}`"
+                            ));
+                        }
+                    }
+                    return None;
+                }
+                if value.ty.is_error() {
                     return None;
                 }
                 let constant = const_value(&value)?;
@@ -1609,6 +1693,10 @@ impl<'a> Checker<'a> {
     // ---- pass 5: lints ------------------------------------------------------------------
 
     fn lints(&mut self) {
+        // An item that failed to parse may be the one that uses a declaration.
+        if self.diagnostics.iter().any(|d| d.code.as_str() < "E0100") {
+            return;
+        }
         let unused_lists: Vec<(String, Origin)> = self
             .lists
             .iter()

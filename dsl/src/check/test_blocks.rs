@@ -281,8 +281,9 @@ impl Checker<'_> {
         let (f, w) = (self.type_name(found), self.type_name(expected));
         let help = match (expected, found) {
             (Type::Money, n) if n.is_numeric() => Some(format!(
-                "write money as `{}160`",
-                self.currency.main_symbol()
+                "write money as `{}{}`",
+                self.currency.main_symbol(),
+                self.source_text(span)
             )),
             (Type::Quantity(d), n) if n.is_numeric() => Some(format!(
                 "write the unit: {}",
@@ -356,14 +357,18 @@ impl Checker<'_> {
             Some(kind) if kinds.contains(&kind) => true,
             Some(kind) => {
                 let wanted: Vec<&str> = kinds.iter().map(|k| k.noun()).collect();
+                let wanted = match wanted.as_slice() {
+                    [one] => with_article(one),
+                    [init @ .., last] => format!("a {} or {last}", init.join(", ")),
+                    [] => String::new(),
+                };
                 self.report(Diagnostic::new(
                     Code::WrongRuleKind,
                     name.span,
                     format!(
-                        "`{}` is a {}, not a {}",
+                        "`{}` is {}; this expectation names {wanted}",
                         name.name,
-                        kind.noun(),
-                        wanted.join(" or ")
+                        with_article(kind.noun())
                     ),
                 ));
                 false
@@ -470,4 +475,10 @@ impl Checker<'_> {
             }
         })
     }
+}
+
+/// "an SOP", "a table".
+fn with_article(noun: &str) -> String {
+    let vowel_sound = noun.starts_with(['a', 'e', 'i', 'o', 'u']) || noun == "SOP";
+    format!("{} {noun}", if vowel_sound { "an" } else { "a" })
 }
