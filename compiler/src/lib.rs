@@ -1,3 +1,34 @@
-//! weir-compiler lowers a checked ruleset to IR and WebAssembly (issue #3). Until that
-//! lands the crate exists so the workspace has the layout of `docs/architecture.md`;
-//! it exports nothing.
+//! weir-compiler: a checked ruleset → IR → (WebAssembly, issue #3), plus the reference
+//! interpreter over the same IR and the host-side combination of raw rule results into
+//! decisions. Pure: no I/O.
+//!
+//! Stages: `lower` (typed AST → `ir` + `manifest`), `fold` (constant folding and
+//! dead-rule elimination), `interp` (the reference engine over `abi`-encoded facts),
+//! `outcome` (raw output words → decisions, the semantics of docs/semantics.md).
+
+pub mod abi;
+pub mod fold;
+pub mod interp;
+pub mod ir;
+pub mod lower;
+pub mod manifest;
+pub mod numeric;
+pub mod outcome;
+
+pub use lower::CompileError;
+
+/// A ruleset ready to run: its IR and its manifest.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub program: ir::Program,
+    pub manifest: manifest::Manifest,
+}
+
+/// Lowers and optimises a checked ruleset.
+pub fn compile(ruleset: &weir_dsl::checked::Ruleset) -> Result<Compiled, CompileError> {
+    let (program, manifest) = lower::lower(ruleset)?;
+    Ok(Compiled {
+        program: fold::optimise(program),
+        manifest,
+    })
+}

@@ -457,7 +457,7 @@ impl QuantifierKind {
 pub enum Literal {
     Bool(bool),
     None,
-    /// Digits as written (underscores removed), with or without a decimal point.
+    /// Digits as written (underscores kept), with or without a decimal point.
     Number(String),
     /// Currency symbol and amount digits as written.
     Money {

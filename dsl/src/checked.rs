@@ -58,7 +58,9 @@ impl TExpr {
             | TExprKind::Velocity(_)
             | TExprKind::Score => Vec::new(),
             TExprKind::Field(base, _) => vec![base],
-            TExprKind::ListLiteral(items) | TExprKind::TableCall(_, items) => items.iter().collect(),
+            TExprKind::ListLiteral(items) | TExprKind::TableCall(_, items) => {
+                items.iter().collect()
+            }
             TExprKind::Not(a) | TExprKind::Neg(a) => vec![a],
             TExprKind::Arith(_, a, b)
             | TExprKind::And(a, b)
@@ -67,15 +69,24 @@ impl TExpr {
             | TExprKind::Default(a, b)
             | TExprKind::Min(a, b)
             | TExprKind::Max(a, b) => vec![a, b],
-            TExprKind::In { element, collection, .. } => vec![element, collection],
+            TExprKind::In {
+                element,
+                collection,
+                ..
+            } => vec![element, collection],
             TExprKind::If(a, b, c) => vec![a, b, c],
-            TExprKind::Quantifier { collection, filter, .. } => {
+            TExprKind::Quantifier {
+                collection, filter, ..
+            } => {
                 let mut out: Vec<&TExpr> = vec![collection];
                 out.extend(filter.as_deref());
                 out
             }
             TExprKind::Sum {
-                collection, filter, body, ..
+                collection,
+                filter,
+                body,
+                ..
             } => {
                 let mut out: Vec<&TExpr> = vec![collection];
                 out.extend(filter.as_deref());
@@ -386,4 +397,6 @@ pub struct Ruleset {
     pub tests: Vec<Test>,
     /// Source file names, by `FileId`.
     pub files: Vec<String>,
+    /// Quantifier variables are numbered `0..variables` across the whole ruleset.
+    pub variables: u32,
 }

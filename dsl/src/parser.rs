@@ -728,12 +728,15 @@ impl<'t> Builder<'t> {
         let mut kids = Kids::of(pair);
         Some(match rule {
             Rule::expect_no => {
-                let what = text.trim_start_matches("no").trim();
+                // The last word decides: a comment may sit between `no` and it.
+                let what = ["discount", "gift", "route", "sop"]
+                    .into_iter()
+                    .find(|word| text.ends_with(word));
                 match what {
-                    "discount" => Expectation::NoDiscount,
-                    "gift" => Expectation::NoGift,
-                    "route" => Expectation::NoRoute,
-                    "sop" => Expectation::NoSop,
+                    Some("discount") => Expectation::NoDiscount,
+                    Some("gift") => Expectation::NoGift,
+                    Some("route") => Expectation::NoRoute,
+                    Some("sop") => Expectation::NoSop,
                     _ => Expectation::NoBlock,
                 }
             }
@@ -892,7 +895,12 @@ impl<'t> Builder<'t> {
                 let Some(op) = kids.next() else {
                     return Some((left, d1));
                 };
-                let op = compare_op(&op.as_str().split_whitespace().collect::<Vec<_>>().join(" "))?;
+                // `not in` may have whitespace and comments between its two words.
+                let text = op.as_str();
+                let op = match op.into_inner().next() {
+                    Some(inner) if inner.as_rule() == Rule::not_in => CompareOp::NotIn,
+                    _ => compare_op(text)?,
+                };
                 let (right, d2) = self.expr_depth(kids.next()?)?;
                 self.node(
                     ExprKind::Compare(op, Box::new(left), Box::new(right)),
@@ -1225,8 +1233,8 @@ fn describe_found(text: &str, pos: usize, chunk_end: usize) -> (String, usize) {
 
 /// Tokens that can start an expression: when one is expected, "an expression" says it.
 const EXPRESSION_STARTS: &[&str] = &[
-    "(", "[", "any", "all", "count", "sum", "true", "false", "none", "if", "¥", "￥",
-    "$", "€", "£", "₩",
+    "(", "[", "any", "all", "count", "sum", "true", "false", "none", "if", "¥", "￥", "$", "€",
+    "£", "₩",
 ];
 
 /// Tokens that would continue what came before (an operator after an operand, a unit
@@ -1249,7 +1257,12 @@ fn describe_expected(
             // A token's Display is the literal for keywords and punctuation.
             let token = token.trim();
             // Whitespace and comments may appear anywhere; naming them helps no one.
-            if token.is_empty() || token.contains("..") || token == "BUILTIN_RULE" || token == "//" || token == "\u{FEFF}" {
+            if token.is_empty()
+                || token.contains("..")
+                || token == "BUILTIN_RULE"
+                || token == "//"
+                || token == "\u{FEFF}"
+            {
                 continue;
             }
             if token == "\"" {

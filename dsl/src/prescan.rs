@@ -264,6 +264,12 @@ impl Scanner<'_> {
                 }
                 self.check_depth(start, end - start);
             }
+            // An `if` whose `else` has been seen no longer deepens what follows:
+            // `if a then b else if c ...` chains stay shallow, nested `then if` do not.
+            "else" => match self.stack.last_mut() {
+                Some(level) => level.ifs = level.ifs.saturating_sub(1),
+                None => self.top_ifs = self.top_ifs.saturating_sub(1),
+            },
             "when" => self.reset_ifs(),
             _ => {}
         }

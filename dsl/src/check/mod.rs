@@ -1792,6 +1792,7 @@ impl<'a> Checker<'a> {
             sops: self.sops,
             tests: self.tests,
             files: sources.iter().map(|s| s.name.clone()).collect(),
+            variables: self.next_var,
         }
     }
 }

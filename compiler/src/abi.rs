@@ -1,0 +1,349 @@
+//! The fact ABI: how facts are laid out in the guest's memory and how results come
+//! back. Fixed by the compiler from the typed schema; documented in docs/abi.md.
+//!
+//! Everything is little-endian 64-bit words. The input starts with a header of
+//! `HEADER_WORDS` words; entity records are `fields × 8` bytes with field `i` at byte
+//! `8 i`; a list is a packed word `offset << 32 | count` (offsets from the start of the
+//! input); strings are interned ids; an absent optional is `ABSENT`.
+
+use crate::ir::HeaderSlot;
+use crate::numeric::ABSENT;
+use std::collections::HashMap;
+use weir_dsl::checked::{Ruleset, Value};
+use weir_dsl::schema;
+use weir_dsl::types::Type;
+
+/// Magic word at the start of every input: `WEIR` and the ABI version.
+pub const MAGIC: i64 = 0x5745_4952_0000_0001;
+pub const HEADER_WORDS: usize = 10;
+/// Inputs larger than this are refused before they reach a guest.
+pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("the facts are too large to encode ({0} bytes; the limit is 16 MiB)")]
+    TooLarge(usize),
+    #[error("`{0}` overflows when derived (price × qty or the sum of line subtotals)")]
+    Overflow(&'static str),
+    #[error("a value has the wrong shape for `{0}`")]
+    Shape(String),
+}
+
+/// Strings to ids: the module's literals get the ids of its string table; other
+/// strings met while encoding get fresh ids after them. Equality of ids is equality
+/// of strings, which is all the language can ask of a string.
+#[derive(Debug, Clone, Default)]
+pub struct Interner {
+    ids: HashMap<String, i64>,
+    strings: Vec<String>,
+}
+
+impl Interner {
+    pub fn new(table: &[String]) -> Interner {
+        let mut interner = Interner::default();
+        for s in table {
+            interner.intern(s);
+        }
+        interner
+    }
+
+    pub fn intern(&mut self, s: &str) -> i64 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.strings.len() as i64;
+        self.ids.insert(s.to_string(), id);
+        self.strings.push(s.to_string());
+        id
+    }
+
+    /// The id of a string already interned.
+    pub fn id(&self, s: &str) -> Option<i64> {
+        self.ids.get(s).copied()
+    }
+
+    pub fn resolve(&self, id: i64) -> Option<&str> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.strings.get(i))
+            .map(String::as_str)
+    }
+}
+
+/// The facts of one evaluation, as checked values (`Value::Record`s of the schema).
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub order: Option<Value>,
+    pub customer: Option<Value>,
+    pub now: i64,
+    /// The one location a constraint or SOP sees.
+    pub location: Option<Value>,
+    /// Route candidates.
+    pub locations: Vec<Value>,
+    pub shipment: Option<Value>,
+    pub carrier: Option<Value>,
+    /// SOP event index into `weir_dsl::schema::EVENTS`.
+    pub event: i64,
+    /// Counter values, in the order of the manifest's velocities.
+    pub counters: Vec<i64>,
+}
+
+struct Encoder<'a> {
+    ruleset: &'a Ruleset,
+    interner: &'a mut Interner,
+    words: Vec<i64>,
+}
+
+/// Encodes facts into the input layout. Fields not given take the ruleset's defaults;
+/// `item.subtotal` defaults to price × qty and `order.subtotal` to the sum of the lines.
+pub fn encode(
+    ruleset: &Ruleset,
+    facts: &Facts,
+    interner: &mut Interner,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut encoder = Encoder {
+        ruleset,
+        interner,
+        words: vec![0; HEADER_WORDS],
+    };
+    let mut header = [0i64; HEADER_WORDS];
+    header[0] = MAGIC;
+    let roots = [
+        (HeaderSlot::Order, schema::ORDER, &facts.order),
+        (HeaderSlot::Customer, schema::CUSTOMER, &facts.customer),
+        (HeaderSlot::Location, schema::LOCATION, &facts.location),
+        (HeaderSlot::Shipment, schema::SHIPMENT, &facts.shipment),
+        (HeaderSlot::Carrier, schema::CARRIER, &facts.carrier),
+    ];
+    for (slot, entity, value) in roots {
+        let empty = Value::Record(entity, Vec::new());
+        let record = value.as_ref().unwrap_or(&empty);
+        let word = encoder.record_word(entity, record)?;
+        if let Some(h) = header.get_mut(slot.word() as usize) {
+            *h = word;
+        }
+    }
+    let locations = encoder.list_word(&Type::Entity(schema::LOCATION), &facts.locations)?;
+    let counters = encoder.scalars(&facts.counters);
+    let assignments = [
+        (HeaderSlot::Now, facts.now),
+        (HeaderSlot::Locations, locations),
+        (HeaderSlot::Event, facts.event),
+        (HeaderSlot::Counters, counters),
+    ];
+    for (slot, value) in assignments {
+        if let Some(h) = header.get_mut(slot.word() as usize) {
+            *h = value;
+        }
+    }
+    for (i, word) in header.iter().enumerate() {
+        if let Some(w) = encoder.words.get_mut(i) {
+            *w = *word;
+        }
+    }
+    let bytes = encoder.words.len() * 8;
+    if bytes > MAX_INPUT_BYTES {
+        return Err(EncodeError::TooLarge(bytes));
+    }
+    let mut out = Vec::with_capacity(bytes);
+    for word in &encoder.words {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    Ok(out)
+}
+
+fn pack(offset_words: usize, count: usize) -> i64 {
+    (((offset_words * 8) as i64) << 32) | (count as i64 & 0xFFFF_FFFF)
+}
+
+/// Splits a packed list word into (byte offset, count).
+pub fn unpack(word: i64) -> (u32, u32) {
+    ((word >> 32) as u32, (word & 0xFFFF_FFFF) as u32)
+}
+
+impl Encoder<'_> {
+    fn scalars(&mut self, values: &[i64]) -> i64 {
+        let offset = self.words.len();
+        self.words.extend_from_slice(values);
+        pack(offset, values.len())
+    }
+
+    /// The words of one record, with its lists encoded first.
+    fn record_words(&mut self, entity: usize, value: &Value) -> Result<Vec<i64>, EncodeError> {
+        let Value::Record(_, slots) = value else {
+            return Err(EncodeError::Shape(self.entity_name(entity)));
+        };
+        let def = self
+            .ruleset
+            .schema
+            .entity(entity)
+            .ok_or_else(|| EncodeError::Shape(format!("entity {entity}")))?;
+        let defaults = self.ruleset.defaults.get(entity);
+        let mut words = Vec::with_capacity(def.fields.len());
+        for (index, field) in def.fields.iter().enumerate() {
+            let given = slots.get(index).and_then(Option::as_ref);
+            let word = match given {
+                Some(v) => self.word(&field.ty, v)?,
+                None => match self.derived(entity, &field.name, &words, slots)? {
+                    Some(derived) => derived,
+                    None => {
+                        let default = defaults
+                            .and_then(|d| d.get(index))
+                            .cloned()
+                            .unwrap_or(Value::None);
+                        self.word(&field.ty, &default)?
+                    }
+                },
+            };
+            words.push(word);
+        }
+        Ok(words)
+    }
+
+    /// `item.subtotal` and `order.subtotal` when the facts leave them out.
+    fn derived(
+        &self,
+        entity: usize,
+        field: &str,
+        words_so_far: &[i64],
+        slots: &[Option<Value>],
+    ) -> Result<Option<i64>, EncodeError> {
+        let def = self.ruleset.schema.entity(entity);
+        let index_of = |name: &str| def.and_then(|d| d.field(name)).map(|(i, _)| i);
+        match (entity, field) {
+            (schema::ITEM, "subtotal") => {
+                let price = index_of("price")
+                    .and_then(|i| words_so_far.get(i))
+                    .copied()
+                    .unwrap_or(0);
+                let qty = index_of("qty")
+                    .and_then(|i| words_so_far.get(i))
+                    .copied()
+                    .unwrap_or(0);
+                price
+                    .checked_mul(qty)
+                    .map(Some)
+                    .ok_or(EncodeError::Overflow("item.subtotal"))
+            }
+            (schema::ORDER, "subtotal") => {
+                let Some(Some(Value::List(items))) = index_of("items").and_then(|i| slots.get(i))
+                else {
+                    return Ok(Some(0));
+                };
+                let item_def = self.ruleset.schema.entity(schema::ITEM);
+                let item_index = |name: &str| item_def.and_then(|d| d.field(name)).map(|(i, _)| i);
+                let mut total: i64 = 0;
+                for item in items {
+                    let Value::Record(_, item_slots) = item else {
+                        continue;
+                    };
+                    let get = |name: &str| -> i64 {
+                        match item_index(name)
+                            .and_then(|i| item_slots.get(i))
+                            .and_then(Option::as_ref)
+                        {
+                            Some(Value::Money(v)) | Some(Value::Int(v)) => *v,
+                            _ => 0,
+                        }
+                    };
+                    let line = match item_index("subtotal")
+                        .and_then(|i| item_slots.get(i))
+                        .and_then(Option::as_ref)
+                    {
+                        Some(Value::Money(v)) => *v,
+                        _ => get("price")
+                            .checked_mul(get("qty"))
+                            .ok_or(EncodeError::Overflow("item.subtotal"))?,
+                    };
+                    total = total
+                        .checked_add(line)
+                        .ok_or(EncodeError::Overflow("order.subtotal"))?;
+                }
+                Ok(Some(total))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn entity_name(&self, entity: usize) -> String {
+        self.ruleset
+            .schema
+            .entity(entity)
+            .map_or("fact", |e| e.name)
+            .to_string()
+    }
+
+    fn record_word(&mut self, entity: usize, value: &Value) -> Result<i64, EncodeError> {
+        let words = self.record_words(entity, value)?;
+        let offset = self.words.len();
+        self.words.extend_from_slice(&words);
+        // A record is referred to by its plain byte offset.
+        Ok((offset * 8) as i64)
+    }
+
+    fn list_word(&mut self, element: &Type, values: &[Value]) -> Result<i64, EncodeError> {
+        match element {
+            Type::Entity(entity) => {
+                // Nested lists first, so the records themselves are contiguous.
+                let mut records = Vec::with_capacity(values.len());
+                for value in values {
+                    records.push(self.record_words(*entity, value)?);
+                }
+                let offset = self.words.len();
+                for record in records {
+                    self.words.extend_from_slice(&record);
+                }
+                Ok(pack(offset, values.len()))
+            }
+            scalar => {
+                let mut words = Vec::with_capacity(values.len());
+                for value in values {
+                    words.push(self.word(scalar, value)?);
+                }
+                Ok(self.scalars(&words))
+            }
+        }
+    }
+
+    fn word(&mut self, ty: &Type, value: &Value) -> Result<i64, EncodeError> {
+        Ok(match value {
+            Value::Bool(b) => i64::from(*b),
+            Value::Int(v)
+            | Value::Decimal(v)
+            | Value::Money(v)
+            | Value::Percent(v)
+            | Value::Quantity(v, _)
+            | Value::Time(v) => {
+                if *v == ABSENT {
+                    return Err(EncodeError::Shape(
+                        "a value equal to the absent marker".to_string(),
+                    ));
+                }
+                *v
+            }
+            Value::Enum(_, variant) => i64::from(*variant),
+            Value::String(s) => self.interner.intern(s),
+            Value::None => ABSENT,
+            Value::List(items) => {
+                let element = match ty.strip_optional() {
+                    Type::List(inner) => (**inner).clone(),
+                    _ => return Err(EncodeError::Shape("a list".to_string())),
+                };
+                self.list_word(&element, items)?
+            }
+            Value::Record(entity, _) => self.record_word(*entity, value)?,
+        })
+    }
+}
+
+/// The record offset of a root in an encoded input (for tests and tools).
+pub fn header_word(input: &[u8], slot: HeaderSlot) -> Option<i64> {
+    word_at(input, slot.word() as usize * 8)
+}
+
+/// The word at a byte offset, if it is inside the buffer.
+pub fn word_at(bytes: &[u8], offset: usize) -> Option<i64> {
+    let slice = bytes.get(offset..offset.checked_add(8)?)?;
+    let array: [u8; 8] = slice.try_into().ok()?;
+    Some(i64::from_le_bytes(array))
+}

@@ -1,0 +1,569 @@
+//! Raw output words → decisions: the combination semantics of docs/semantics.md.
+//!
+//! The guest (compiled module or interpreter) evaluates each rule; this module decides
+//! what the results mean together — promotion order, exclusive groups, caps, budgets,
+//! allocation across lines, constraint precedence, the risk decision. It is shared by
+//! both engines, so they can only differ in rule evaluation, which the differential
+//! tests compare word for word.
+
+use crate::manifest::{ActionKind, Manifest};
+use crate::numeric::{self, ABSENT};
+use std::collections::HashMap;
+use weir_dsl::checked::Decision;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the module's output does not match its manifest ({0})")]
+pub struct DecodeError(pub &'static str);
+
+struct Words<'a> {
+    words: &'a [i64],
+    at: usize,
+}
+
+impl Words<'_> {
+    fn next(&mut self) -> Result<i64, DecodeError> {
+        let word = self
+            .words
+            .get(self.at)
+            .copied()
+            .ok_or(DecodeError("output too short"))?;
+        self.at += 1;
+        Ok(word)
+    }
+
+    fn done(&self) -> Result<(), DecodeError> {
+        if self.at == self.words.len() {
+            Ok(())
+        } else {
+            Err(DecodeError("output too long"))
+        }
+    }
+}
+
+/// What one order line looks like to the combination step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line {
+    /// price × qty, minor units.
+    pub subtotal: i64,
+    pub qty: i64,
+}
+
+/// Consumption so far, as the host knows it.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub budget_used: HashMap<String, i64>,
+    pub limit_used: HashMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// Its `when` did not hold.
+    NotEligible,
+    LimitReached,
+    BudgetExhausted,
+    /// Another promotion of its exclusive group applied first.
+    ExcludedBy(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub name: String,
+    /// What it gave, minor units (after caps, budget and the never-below-zero rule).
+    pub discount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumption {
+    pub promotion: String,
+    pub uses: i64,
+    pub budget: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PromotionOutcome {
+    pub applied: Vec<Applied>,
+    pub skipped: Vec<(String, Skip)>,
+    /// Final discount per order line; sums to `total_discount`.
+    pub line_discounts: Vec<i64>,
+    pub total_discount: i64,
+    /// (SKU id, qty), merged by SKU, in first-applied order.
+    pub gifts: Vec<(i64, i64)>,
+    /// Scaled (1.0 is 1,000,000).
+    pub points_multiplier: i64,
+    pub consumption: Vec<Consumption>,
+}
+
+enum RawAction {
+    Order {
+        amount: i64,
+        cap: i64,
+        percent: bool,
+    },
+    Items {
+        cap: i64,
+        lines: Vec<Option<i64>>,
+        percent: bool,
+    },
+    Gift {
+        sku: i64,
+        qty: i64,
+    },
+    Points(i64),
+}
+
+/// Combines the promotions hook's output.
+pub fn promotions(
+    words: &[i64],
+    manifest: &Manifest,
+    lines: &[Line],
+    usage: &Usage,
+) -> Result<PromotionOutcome, DecodeError> {
+    let mut w = Words { words, at: 0 };
+    let mut raw: Vec<Option<Vec<RawAction>>> = Vec::with_capacity(manifest.promotions.len());
+    for meta in &manifest.promotions {
+        if w.next()? == 0 {
+            raw.push(None);
+            continue;
+        }
+        let mut actions = Vec::with_capacity(meta.actions.len());
+        for kind in &meta.actions {
+            actions.push(match kind {
+                ActionKind::DiscountOrder { percent } => RawAction::Order {
+                    amount: w.next()?,
+                    cap: w.next()?,
+                    percent: *percent,
+                },
+                ActionKind::DiscountItems { percent } => {
+                    let cap = w.next()?;
+                    let mut per_line = Vec::with_capacity(lines.len());
+                    for _ in lines {
+                        let matched = w.next()?;
+                        let amount = w.next()?;
+                        per_line.push((matched != 0).then_some(amount));
+                    }
+                    RawAction::Items {
+                        cap,
+                        lines: per_line,
+                        percent: *percent,
+                    }
+                }
+                ActionKind::Gift => RawAction::Gift {
+                    sku: w.next()?,
+                    qty: w.next()?,
+                },
+                ActionKind::PointsMultiplier => RawAction::Points(w.next()?),
+            });
+        }
+        raw.push(Some(actions));
+    }
+    w.done()?;
+
+    let subtotal: i64 = lines
+        .iter()
+        .map(|l| l.subtotal)
+        .fold(0, i64::saturating_add);
+    let mut remaining: Vec<i64> = lines.iter().map(|l| l.subtotal.max(0)).collect();
+    let mut out = PromotionOutcome {
+        line_discounts: vec![0; lines.len()],
+        points_multiplier: numeric::SCALE,
+        ..PromotionOutcome::default()
+    };
+    let mut order: Vec<usize> = (0..manifest.promotions.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(manifest.promotions.get(*i).map_or(0, |p| p.priority)));
+    let mut exclusive_taken: HashMap<&str, &str> = HashMap::new();
+    let mut best_multiplier: Option<i64> = None;
+    for index in order {
+        let (Some(meta), Some(result)) = (manifest.promotions.get(index), raw.get(index)) else {
+            continue;
+        };
+        let name = meta.name.clone();
+        let Some(actions) = result else {
+            out.skipped.push((name, Skip::NotEligible));
+            continue;
+        };
+        if let Some((count, _)) = &meta.limit {
+            if usage.limit_used.get(&meta.name).copied().unwrap_or(0) >= *count {
+                out.skipped.push((name, Skip::LimitReached));
+                continue;
+            }
+        }
+        let budget_left = meta.budget.map(|budget| {
+            budget.saturating_sub(usage.budget_used.get(&meta.name).copied().unwrap_or(0))
+        });
+        if budget_left.is_some_and(|left| left <= 0) {
+            out.skipped.push((name, Skip::BudgetExhausted));
+            continue;
+        }
+        if let (true, Some(group)) = (meta.exclusive, meta.group.as_deref()) {
+            if let Some(first) = exclusive_taken.get(group) {
+                out.skipped
+                    .push((name, Skip::ExcludedBy(first.to_string())));
+                continue;
+            }
+            exclusive_taken.insert(group, meta.name.as_str());
+        }
+
+        // What the promotion asks for: per line, and for the order as a whole.
+        let mut line_parts = vec![0i64; lines.len()];
+        let mut order_part: i64 = 0;
+        for action in actions {
+            match action {
+                RawAction::Order {
+                    amount,
+                    cap,
+                    percent,
+                } => {
+                    let mut amount = if *percent {
+                        numeric::money_times_scaled(subtotal, *amount).unwrap_or(i64::MAX)
+                    } else {
+                        *amount
+                    };
+                    if *cap != ABSENT {
+                        amount = amount.min(*cap);
+                    }
+                    order_part = order_part.saturating_add(amount.max(0));
+                }
+                RawAction::Items {
+                    cap,
+                    lines: matched,
+                    percent,
+                } => {
+                    let mut cap_left = if *cap == ABSENT {
+                        i64::MAX
+                    } else {
+                        (*cap).max(0)
+                    };
+                    for (i, amount) in matched.iter().enumerate() {
+                        let (Some(amount), Some(line)) = (amount, lines.get(i)) else {
+                            continue;
+                        };
+                        let raw = if *percent {
+                            numeric::money_times_scaled(line.subtotal, *amount).unwrap_or(i64::MAX)
+                        } else {
+                            amount.saturating_mul(line.qty)
+                        };
+                        let give = raw.clamp(0, line.subtotal.max(0)).min(cap_left);
+                        cap_left -= give;
+                        if let Some(part) = line_parts.get_mut(i) {
+                            *part = part.saturating_add(give);
+                        }
+                    }
+                }
+                RawAction::Gift { sku, qty } => {
+                    match out.gifts.iter_mut().find(|(s, _)| s == sku) {
+                        Some((_, q)) => *q = q.saturating_add(*qty),
+                        None => out.gifts.push((*sku, *qty)),
+                    }
+                }
+                RawAction::Points(multiplier) => {
+                    best_multiplier =
+                        Some(best_multiplier.map_or(*multiplier, |b| b.max(*multiplier)));
+                }
+            }
+        }
+        // The budget caps the whole promotion: the order part gives way first, then lines
+        // from the last one back.
+        if let Some(left) = budget_left {
+            let mut excess = order_part
+                .saturating_add(line_parts.iter().sum::<i64>())
+                .saturating_sub(left);
+            let cut = excess.min(order_part);
+            order_part -= cut;
+            excess -= cut;
+            for part in line_parts.iter_mut().rev() {
+                let cut = excess.min(*part);
+                *part -= cut;
+                excess -= cut;
+            }
+        }
+        // Never below zero: each line gives at most what is left of it.
+        let mut given: i64 = 0;
+        for (i, part) in line_parts.iter().enumerate() {
+            if let (Some(rem), Some(total)) = (remaining.get_mut(i), out.line_discounts.get_mut(i))
+            {
+                let give = (*part).min(*rem);
+                *rem -= give;
+                *total += give;
+                given += give;
+            }
+        }
+        let order_give = order_part.min(remaining.iter().sum());
+        for (i, share) in allocate(order_give, &remaining).into_iter().enumerate() {
+            if let (Some(rem), Some(total)) = (remaining.get_mut(i), out.line_discounts.get_mut(i))
+            {
+                *rem -= share;
+                *total += share;
+            }
+        }
+        given += order_give;
+        out.total_discount += given;
+        if meta.limit.is_some() || meta.budget.is_some() {
+            out.consumption.push(Consumption {
+                promotion: meta.name.clone(),
+                uses: i64::from(meta.limit.is_some()),
+                budget: if meta.budget.is_some() { given } else { 0 },
+            });
+        }
+        out.applied.push(Applied {
+            name,
+            discount: given,
+        });
+    }
+    if let Some(best) = best_multiplier {
+        out.points_multiplier = best;
+    }
+    Ok(out)
+}
+
+/// Spreads `amount` over lines in proportion to `capacity`, rounding shares down; the
+/// remainder goes to the largest line, then the next largest, never past a line's
+/// capacity. `amount` must not exceed the total capacity.
+pub fn allocate(amount: i64, capacity: &[i64]) -> Vec<i64> {
+    let total: i128 = capacity.iter().map(|c| i128::from((*c).max(0))).sum();
+    let mut shares = vec![0i64; capacity.len()];
+    if amount <= 0 || total == 0 {
+        return shares;
+    }
+    let mut given: i64 = 0;
+    for (share, cap) in shares.iter_mut().zip(capacity) {
+        let exact = i128::from(amount) * i128::from((*cap).max(0)) / total;
+        *share = i64::try_from(exact).unwrap_or(0);
+        given += *share;
+    }
+    let mut left = amount - given;
+    let mut by_size: Vec<usize> = (0..capacity.len()).collect();
+    // Largest capacity first; ties keep line order.
+    by_size.sort_by_key(|i| std::cmp::Reverse(capacity.get(*i).copied().unwrap_or(0)));
+    for i in by_size {
+        if left == 0 {
+            break;
+        }
+        if let (Some(share), Some(cap)) = (shares.get_mut(i), capacity.get(i)) {
+            let room = (*cap).max(0) - *share;
+            let give = room.min(left);
+            *share += give;
+            left -= give;
+        }
+    }
+    shares
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOutcome {
+    /// (candidate index, score) of eligible candidates, best first.
+    pub ranking: Vec<(usize, i64)>,
+    pub prefer_fewer_splits: bool,
+}
+
+pub fn route(
+    words: &[i64],
+    manifest: &Manifest,
+    candidates: usize,
+) -> Result<RouteOutcome, DecodeError> {
+    let mut w = Words { words, at: 0 };
+    let mut ranking = Vec::new();
+    if manifest.route.is_some() {
+        for index in 0..candidates {
+            let eligible = w.next()?;
+            let score = w.next()?;
+            if eligible != 0 {
+                ranking.push((index, score));
+            }
+        }
+    }
+    w.done()?;
+    // Highest score first; ties keep input order (the sort is stable).
+    ranking.sort_by_key(|(_, score)| std::cmp::Reverse(*score));
+    Ok(RouteOutcome {
+        ranking,
+        prefer_fewer_splits: manifest
+            .route
+            .as_ref()
+            .is_some_and(|r| r.prefer_fewer_splits),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConstraintOutcome {
+    pub fired: Vec<String>,
+    pub blocked: Vec<String>,
+    pub forbidden_modes: Vec<u32>,
+    pub required_mode: Option<u32>,
+    pub packaging: Vec<String>,
+    /// Requirements that cannot be met together; each blocks the shipment.
+    pub conflicts: Vec<String>,
+    /// The mode the shipment goes by, or `None` when it cannot ship.
+    pub mode: Option<u32>,
+}
+
+/// Mode preference when the shipment's own mode is forbidden: ground, local, air, sea.
+const MODE_PREFERENCE: [u32; 4] = [0, 3, 1, 2];
+const MODE_NAMES: [&str; 4] = ["ground", "air", "sea", "local"];
+
+pub fn constraints(
+    words: &[i64],
+    manifest: &Manifest,
+    shipment_mode: u32,
+) -> Result<ConstraintOutcome, DecodeError> {
+    let mut w = Words { words, at: 0 };
+    let mut out = ConstraintOutcome::default();
+    let mut required: Option<(u32, &str)> = None;
+    for meta in &manifest.constraints {
+        if w.next()? == 0 {
+            continue;
+        }
+        out.fired.push(meta.name.clone());
+        if let Some(reason) = &meta.block {
+            out.blocked.push(reason.clone());
+        }
+        for mode in &meta.forbid_modes {
+            if !out.forbidden_modes.contains(mode) {
+                out.forbidden_modes.push(*mode);
+            }
+        }
+        for packaging in &meta.require_packaging {
+            if !out.packaging.contains(packaging) {
+                out.packaging.push(packaging.clone());
+            }
+        }
+        if let Some(mode) = meta.require_mode {
+            match required {
+                None => required = Some((mode, meta.name.as_str())),
+                Some((first, first_name)) if first != mode => out.conflicts.push(format!(
+                    "`{}` requires {} but `{first_name}` requires {}",
+                    meta.name,
+                    mode_name(mode),
+                    mode_name(first)
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    w.done()?;
+    if let Some((mode, name)) = required {
+        if out.forbidden_modes.contains(&mode) {
+            out.conflicts.push(format!(
+                "`{name}` requires {} but it is forbidden",
+                mode_name(mode)
+            ));
+        }
+        out.required_mode = Some(mode);
+    }
+    out.mode = if !out.blocked.is_empty() || !out.conflicts.is_empty() {
+        None
+    } else if let Some(mode) = out.required_mode {
+        Some(mode)
+    } else if !out.forbidden_modes.contains(&shipment_mode) {
+        Some(shipment_mode)
+    } else {
+        MODE_PREFERENCE
+            .into_iter()
+            .find(|m| !out.forbidden_modes.contains(m))
+    };
+    Ok(out)
+}
+
+pub fn mode_name(mode: u32) -> &'static str {
+    MODE_NAMES.get(mode as usize).copied().unwrap_or("unknown")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskOutcome {
+    pub decision: Decision,
+    pub score: i64,
+    /// Rules that fired, in evaluation order, with the points they added.
+    pub fired: Vec<(String, i64)>,
+    pub reasons: Vec<String>,
+}
+
+pub fn risk(words: &[i64], manifest: &Manifest) -> Result<RiskOutcome, DecodeError> {
+    let mut w = Words { words, at: 0 };
+    let evaluated = usize::try_from(w.next()?).map_err(|_| DecodeError("negative rule count"))?;
+    if evaluated > manifest.risks.len() {
+        return Err(DecodeError("more risk rules than the manifest has"));
+    }
+    let mut fired = Vec::new();
+    let mut reasons = Vec::new();
+    let mut review = false;
+    let mut rejected = false;
+    for meta in manifest.risks.iter().take(evaluated) {
+        let hit = w.next()? != 0;
+        let points = w.next()?;
+        if !hit {
+            continue;
+        }
+        fired.push((meta.name.clone(), points));
+        if let Some(reason) = &meta.reason {
+            reasons.push(reason.clone());
+        }
+        if let Some(reason) = &meta.review {
+            review = true;
+            reasons.push(reason.clone());
+        }
+        if let Some(reason) = &meta.reject {
+            rejected = true;
+            reasons.push(reason.clone());
+        }
+    }
+    let score = w.next()?;
+    let arm = w.next()?;
+    w.done()?;
+    let decided = match arm {
+        -1 => Decision::Reject,
+        -2 => Decision::Accept,
+        i => *usize::try_from(i)
+            .ok()
+            .and_then(|i| manifest.decide.get(i))
+            .ok_or(DecodeError("decide arm out of range"))?,
+    };
+    let decision = if rejected {
+        Decision::Reject
+    } else if review && decided == Decision::Accept {
+        Decision::Review
+    } else {
+        decided
+    };
+    Ok(RiskOutcome {
+        decision,
+        score,
+        fired,
+        reasons,
+    })
+}
+
+pub fn sop_triggers(words: &[i64], manifest: &Manifest) -> Result<Vec<String>, DecodeError> {
+    let mut w = Words { words, at: 0 };
+    let mut fired = Vec::new();
+    for meta in &manifest.sops {
+        if w.next()? != 0 {
+            fired.push(meta.name.clone());
+        }
+    }
+    w.done()?;
+    Ok(fired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allocate;
+
+    #[test]
+    fn allocation_is_proportional_with_the_remainder_on_the_largest_line() {
+        assert_eq!(allocate(100, &[100, 200, 700]), vec![10, 20, 70]);
+        assert_eq!(allocate(10, &[100, 100, 101]), vec![3, 3, 4]);
+        assert_eq!(allocate(2, &[1, 1, 1]), vec![1, 1, 0]);
+        assert_eq!(allocate(3, &[1, 1, 1]), vec![1, 1, 1]);
+        assert_eq!(allocate(0, &[5, 5]), vec![0, 0]);
+        assert_eq!(allocate(5, &[0, 0]), vec![0, 0]);
+    }
+
+    #[test]
+    fn allocation_never_exceeds_a_line() {
+        let capacity = [7, 1, 1, 3];
+        for amount in 0..=12 {
+            let shares = allocate(amount, &capacity);
+            assert_eq!(shares.iter().sum::<i64>(), amount);
+            assert!(shares.iter().zip(&capacity).all(|(s, c)| s <= c));
+        }
+    }
+}
