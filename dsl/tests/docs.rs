@@ -201,3 +201,42 @@ fn every_file_in_rulesets_checks_clean() {
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn every_weir_example_in_the_docs_is_formatted() {
+    for path in markdown_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (line, block) in weir_blocks(&text) {
+            let formatted = weir_dsl::fmt::format_file(&block).unwrap();
+            assert!(
+                formatted == block,
+                "{}:{line}: the example is not in canonical layout; `weir fmt` gives:\n{formatted}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_file_in_rulesets_is_formatted() {
+    let mut folders = vec![repo().join("rulesets")];
+    let mut seen = 0;
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "weir") {
+                seen += 1;
+                let text = std::fs::read_to_string(&path).unwrap();
+                let formatted = weir_dsl::fmt::format_file(&text).unwrap();
+                assert!(
+                    formatted == text,
+                    "{} is not formatted: run `weir fmt rulesets/`",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(seen > 0);
+}
