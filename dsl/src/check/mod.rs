@@ -1027,26 +1027,42 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// The index of `ident` among `words`, or a diagnostic with the closest word.
+    fn known_word(
+        &mut self,
+        ident: &ast::Ident,
+        words: &[&str],
+        code: Code,
+        what: &str,
+        plural: &str,
+    ) -> Option<usize> {
+        if let Some(index) = words.iter().position(|w| *w == ident.name) {
+            return Some(index);
+        }
+        let help = did_you_mean(&ident.name, words.iter().copied())
+            .unwrap_or_else(|| format!("{plural} are {}", words.join(", ")));
+        self.report(
+            Diagnostic::new(code, ident.span, format!("unknown {what} `{}`", ident.name))
+                .with_help(help),
+        );
+        None
+    }
+
     fn candidate_kind(&mut self, ident: &ast::Ident) -> Option<checked::CandidateKind> {
-        Some(match ident.name.as_str() {
-            "warehouse" => checked::CandidateKind::Warehouse,
-            "front_warehouse" => checked::CandidateKind::FrontWarehouse,
-            "store" => checked::CandidateKind::Store,
-            "pickup" => checked::CandidateKind::Pickup,
-            other => {
-                let help = did_you_mean(other, schema::CANDIDATE_KINDS.iter().copied())
-                    .unwrap_or_else(|| format!("kinds are {}", schema::CANDIDATE_KINDS.join(", ")));
-                self.report(
-                    Diagnostic::new(
-                        Code::UnknownLocationKind,
-                        ident.span,
-                        format!("unknown location kind `{other}`"),
-                    )
-                    .with_help(help),
-                );
-                return None;
-            }
-        })
+        let kinds = [
+            checked::CandidateKind::Warehouse,
+            checked::CandidateKind::FrontWarehouse,
+            checked::CandidateKind::Store,
+            checked::CandidateKind::Pickup,
+        ];
+        let index = self.known_word(
+            ident,
+            schema::CANDIDATE_KINDS,
+            Code::UnknownLocationKind,
+            "location kind",
+            "kinds",
+        )?;
+        kinds.get(index).copied()
     }
 
     fn route(&mut self, r: &ast::Route) {
@@ -1127,22 +1143,14 @@ impl<'a> Checker<'a> {
     }
 
     fn mode(&mut self, ident: &ast::Ident) -> Option<u32> {
-        match schema::MODES.iter().position(|m| *m == ident.name) {
-            Some(i) => Some(i as u32),
-            None => {
-                let help = did_you_mean(&ident.name, schema::MODES.iter().copied())
-                    .unwrap_or_else(|| format!("modes are {}", schema::MODES.join(", ")));
-                self.report(
-                    Diagnostic::new(
-                        Code::UnknownMode,
-                        ident.span,
-                        format!("unknown carrier mode `{}`", ident.name),
-                    )
-                    .with_help(help),
-                );
-                None
-            }
-        }
+        self.known_word(
+            ident,
+            schema::MODES,
+            Code::UnknownMode,
+            "carrier mode",
+            "modes",
+        )
+        .map(|i| i as u32)
     }
 
     fn constraint(&mut self, c: &ast::Constraint) {
@@ -1241,24 +1249,19 @@ impl<'a> Checker<'a> {
     }
 
     fn decision(&mut self, ident: &ast::Ident) -> Option<checked::Decision> {
-        Some(match ident.name.as_str() {
-            "accept" => checked::Decision::Accept,
-            "review" => checked::Decision::Review,
-            "reject" => checked::Decision::Reject,
-            other => {
-                let help = did_you_mean(other, schema::DECISIONS.iter().copied())
-                    .unwrap_or_else(|| "decisions are accept, review and reject".to_string());
-                self.report(
-                    Diagnostic::new(
-                        Code::UnknownDecision,
-                        ident.span,
-                        format!("unknown decision `{other}`"),
-                    )
-                    .with_help(help),
-                );
-                return None;
-            }
-        })
+        let decisions = [
+            checked::Decision::Accept,
+            checked::Decision::Review,
+            checked::Decision::Reject,
+        ];
+        let index = self.known_word(
+            ident,
+            schema::DECISIONS,
+            Code::UnknownDecision,
+            "decision",
+            "decisions",
+        )?;
+        decisions.get(index).copied()
     }
 
     fn decide(&mut self, d: &ast::Decide, item_start: u32) {
