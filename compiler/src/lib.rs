@@ -7,6 +7,7 @@
 //! `outcome` (raw output words → decisions, the semantics of docs/semantics.md).
 
 pub mod abi;
+pub mod evaluate;
 pub mod fold;
 pub mod interp;
 pub mod ir;
@@ -14,6 +15,7 @@ pub mod lower;
 pub mod manifest;
 pub mod numeric;
 pub mod outcome;
+pub mod testing;
 
 pub use lower::CompileError;
 

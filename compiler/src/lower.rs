@@ -167,6 +167,11 @@ pub fn lower(ruleset: &Ruleset) -> Result<(Program, Manifest), CompileError> {
             .iter()
             .map(|e| e.fields.len() as u32)
             .collect(),
+        item_fields: ruleset
+            .schema
+            .entity(schema::ITEM)
+            .map(|e| e.fields.iter().map(|f| f.name.clone()).collect())
+            .unwrap_or_default(),
         promotions: promotion_meta,
         route: route_meta,
         constraints: constraint_meta,

@@ -75,6 +75,9 @@ pub struct Manifest {
     pub strings: Vec<String>,
     /// Fields per entity, in schema order (order, item, customer, location, shipment, carrier).
     pub entity_fields: Vec<u32>,
+    /// Names of the item fields, in record order (the host reads `subtotal` and `qty`
+    /// of each order line to combine discounts).
+    pub item_fields: Vec<String>,
     pub promotions: Vec<PromotionMeta>,
     pub route: Option<RouteMeta>,
     pub constraints: Vec<ConstraintMeta>,

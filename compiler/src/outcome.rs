@@ -264,9 +264,8 @@ pub fn promotions(
         // The budget caps the whole promotion: the order part gives way first, then lines
         // from the last one back.
         if let Some(left) = budget_left {
-            let mut excess = order_part
-                .saturating_add(line_parts.iter().sum::<i64>())
-                .saturating_sub(left);
+            let asked = order_part.saturating_add(line_parts.iter().sum::<i64>());
+            let mut excess = asked.saturating_sub(left).max(0);
             let cut = excess.min(order_part);
             order_part -= cut;
             excess -= cut;

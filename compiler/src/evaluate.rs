@@ -1,0 +1,259 @@
+//! Running a compiled ruleset over one set of facts with any engine: encode the facts,
+//! run each hook, and combine the raw words into decisions. Engines are interchangeable
+//! behind `Engine`: the reference interpreter here, the WebAssembly host in
+//! `weir-runtime`.
+
+use crate::abi::{self, Facts, Interner};
+use crate::interp::{self, Hook, HostLists};
+use crate::outcome::{
+    self, ConstraintOutcome, Line, PromotionOutcome, RiskOutcome, RouteOutcome, Usage,
+};
+use crate::Compiled;
+use std::collections::{HashMap, HashSet};
+use weir_dsl::checked::Value;
+use weir_dsl::schema;
+
+/// Why an engine could not evaluate a hook.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalFailure {
+    #[error("{0}")]
+    Trap(String),
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// Something that runs one hook of a compiled ruleset over an encoded input.
+pub trait Engine {
+    fn name(&self) -> &'static str;
+    fn run(&self, hook: Hook, input: &[u8], lists: &dyn HostLists)
+        -> Result<Vec<i64>, EvalFailure>;
+}
+
+/// The reference interpreter as an `Engine`.
+pub struct Interpreter<'a> {
+    pub compiled: &'a Compiled,
+}
+
+impl Engine for Interpreter<'_> {
+    fn name(&self) -> &'static str {
+        "interpreter"
+    }
+
+    fn run(
+        &self,
+        hook: Hook,
+        input: &[u8],
+        lists: &dyn HostLists,
+    ) -> Result<Vec<i64>, EvalFailure> {
+        interp::run(&self.compiled.program, hook, input, lists)
+            .map_err(|trap| EvalFailure::Trap(trap.to_string()))
+    }
+}
+
+/// Runtime lists for one evaluation: list index → members (interned ids or ints).
+#[derive(Debug, Clone, Default)]
+pub struct Lists {
+    members: HashMap<u32, HashSet<i64>>,
+}
+
+impl Lists {
+    pub fn insert(&mut self, list: u32, member: i64) {
+        self.members.entry(list).or_default().insert(member);
+    }
+}
+
+impl HostLists for Lists {
+    fn contains(&self, list: u32, value: i64) -> bool {
+        self.members.get(&list).is_some_and(|m| m.contains(&value))
+    }
+}
+
+/// Everything the hooks decided for one set of facts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decisions {
+    pub promotions: Option<PromotionOutcome>,
+    pub route: Option<RouteOutcome>,
+    pub constraints: Option<ConstraintOutcome>,
+    pub risk: Option<RiskOutcome>,
+    /// SOPs triggered, over every event some SOP listens to.
+    pub sops: Vec<String>,
+    /// Gifts with their SKUs as text.
+    pub gifts: Vec<(String, i64)>,
+    /// The route's name, when the ruleset has one.
+    pub route_name: Option<String>,
+    /// The raw output words per hook, for differential comparison between engines.
+    pub raw: Vec<(Hook, Vec<i64>)>,
+}
+
+/// The inputs of one evaluation besides the facts.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub lists: Vec<(usize, Vec<Value>)>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvaluateError {
+    #[error("cannot encode the facts: {0}")]
+    Encode(#[from] abi::EncodeError),
+    #[error("hook `{hook}`: {failure}")]
+    Hook {
+        hook: &'static str,
+        failure: EvalFailure,
+    },
+    #[error("hook `{hook}`: {error}")]
+    Decode {
+        hook: &'static str,
+        error: outcome::DecodeError,
+    },
+}
+
+fn hook_error(hook: Hook) -> impl Fn(EvalFailure) -> EvaluateError {
+    move |failure| EvaluateError::Hook {
+        hook: hook.export_name(),
+        failure,
+    }
+}
+
+fn decode_error(hook: Hook) -> impl Fn(outcome::DecodeError) -> EvaluateError {
+    move |error| EvaluateError::Decode {
+        hook: hook.export_name(),
+        error,
+    }
+}
+
+/// The order lines as the combination step sees them.
+pub fn order_lines(compiled: &Compiled, input: &[u8]) -> Vec<Line> {
+    let program = &compiled.program;
+    let Some(order) = abi::header_word(input, crate::ir::HeaderSlot::Order) else {
+        return Vec::new();
+    };
+    let Some(items) = usize::try_from(order)
+        .ok()
+        .and_then(|o| abi::word_at(input, o + 8 * program.order_items_field as usize))
+    else {
+        return Vec::new();
+    };
+    let (offset, count) = abi::unpack(items);
+    let field = |name: &str| -> usize {
+        compiled
+            .manifest
+            .item_fields
+            .iter()
+            .position(|f| f == name)
+            .unwrap_or(usize::MAX)
+    };
+    let (subtotal, qty) = (field("subtotal"), field("qty"));
+    (0..count as usize)
+        .map(|i| {
+            let base = offset as usize + i * program.item_stride as usize;
+            Line {
+                subtotal: abi::word_at(input, base.saturating_add(8 * subtotal)).unwrap_or(0),
+                qty: abi::word_at(input, base.saturating_add(8 * qty)).unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+/// Runs every hook that has rules, with one engine.
+pub fn evaluate(
+    compiled: &Compiled,
+    ruleset: &weir_dsl::checked::Ruleset,
+    facts: &Facts,
+    context: &Context,
+    engine: &dyn Engine,
+) -> Result<Decisions, EvaluateError> {
+    let manifest = &compiled.manifest;
+    let mut interner = Interner::new(&manifest.strings);
+    let input = abi::encode(ruleset, facts, &mut interner)?;
+    let mut lists = Lists::default();
+    for (list, values) in &context.lists {
+        for value in values {
+            let member = match value {
+                Value::String(s) => interner.intern(s),
+                Value::Int(v) | Value::Decimal(v) | Value::Money(v) => *v,
+                Value::Enum(_, v) => i64::from(*v),
+                _ => continue,
+            };
+            lists.insert(*list as u32, member);
+        }
+    }
+    let mut decisions = Decisions::default();
+    if !manifest.promotions.is_empty() {
+        let hook = Hook::Promotions;
+        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
+        let lines = order_lines(compiled, &input);
+        let combined = outcome::promotions(&words, manifest, &lines, &context.usage)
+            .map_err(decode_error(hook))?;
+        decisions.gifts = combined
+            .gifts
+            .iter()
+            .map(|(sku, qty)| (interner.resolve(*sku).unwrap_or("?").to_string(), *qty))
+            .collect();
+        decisions.promotions = Some(combined);
+        decisions.raw.push((hook, words));
+    }
+    if manifest.route.is_some() {
+        let hook = Hook::Route;
+        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
+        decisions.route = Some(
+            outcome::route(&words, manifest, facts.locations.len()).map_err(decode_error(hook))?,
+        );
+        decisions.route_name = manifest.route.as_ref().map(|r| r.name.clone());
+        decisions.raw.push((hook, words));
+    }
+    if !manifest.constraints.is_empty() {
+        let hook = Hook::Constraints;
+        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
+        let mode = shipment_mode(ruleset, facts);
+        decisions.constraints =
+            Some(outcome::constraints(&words, manifest, mode).map_err(decode_error(hook))?);
+        decisions.raw.push((hook, words));
+    }
+    if !manifest.risks.is_empty() || !manifest.decide.is_empty() {
+        let hook = Hook::Risk;
+        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
+        decisions.risk = Some(outcome::risk(&words, manifest).map_err(decode_error(hook))?);
+        decisions.raw.push((hook, words));
+    }
+    let mut events: Vec<i64> = Vec::new();
+    for sop in &manifest.sops {
+        if let Some(event) = schema::EVENTS
+            .iter()
+            .position(|(name, _)| *name == sop.event)
+        {
+            if !events.contains(&(event as i64)) {
+                events.push(event as i64);
+            }
+        }
+    }
+    for event in events {
+        let hook = Hook::SopTriggers;
+        let mut facts = facts.clone();
+        facts.event = event;
+        let input = abi::encode(ruleset, &facts, &mut interner)?;
+        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
+        for name in outcome::sop_triggers(&words, manifest).map_err(decode_error(hook))? {
+            if !decisions.sops.contains(&name) {
+                decisions.sops.push(name);
+            }
+        }
+        decisions.raw.push((hook, words));
+    }
+    Ok(decisions)
+}
+
+fn shipment_mode(ruleset: &weir_dsl::checked::Ruleset, facts: &Facts) -> u32 {
+    let index = ruleset
+        .schema
+        .entity(schema::SHIPMENT)
+        .and_then(|e| e.field("mode"))
+        .map(|(i, _)| i);
+    match (&facts.shipment, index) {
+        (Some(Value::Record(_, slots)), Some(i)) => match slots.get(i) {
+            Some(Some(Value::Enum(_, v))) => *v,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}

@@ -1,0 +1,302 @@
+//! The reference interpreter runs the example rulesets' test blocks, and the
+//! combination semantics of docs/semantics.md hold case by case.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use weir_compiler::evaluate::Interpreter;
+use weir_compiler::testing::run_tests;
+use weir_dsl::{check, SourceText};
+
+fn ruleset(text: &str) -> weir_dsl::checked::Ruleset {
+    let out = check(&[SourceText {
+        name: "t.weir".into(),
+        text: text.to_string(),
+    }]);
+    assert!(!out.has_errors(), "{:#?}", out.diagnostics);
+    out.ruleset.unwrap()
+}
+
+#[track_caller]
+fn passes(text: &str) {
+    let r = ruleset(text);
+    let compiled = weir_compiler::compile(&r).unwrap();
+    let engine = Interpreter {
+        compiled: &compiled,
+    };
+    let report = run_tests(&r, &compiled, &[&engine]);
+    let failures: Vec<String> = report
+        .results
+        .iter()
+        .flat_map(|t| {
+            t.failures
+                .iter()
+                .map(move |f| format!("{}: {}", t.name, f.message))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(!report.results.is_empty());
+}
+
+#[test]
+fn the_beauty_example_passes_its_tests() {
+    passes(include_str!("../../rulesets/beauty_flagship/rules.weir"));
+}
+
+const PRELUDE: &str =
+    "ruleset t currency CNY\nattribute customer.tier: enum(basic, silver, gold, black) = basic\n";
+
+#[test]
+fn exclusive_group_takes_the_highest_priority() {
+    passes(&format!(
+        "{PRELUDE}
+promotion small {{
+  priority 1
+  group threshold exclusive
+  when order.subtotal >= ¥100
+  then discount order ¥10
+}}
+
+promotion big {{
+  priority 5
+  group threshold exclusive
+  when order.subtotal >= ¥200
+  then discount order ¥30
+}}
+
+test \"both eligible: the higher priority wins\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥250 }}] }}
+  }}
+  expect discount ¥30
+  expect fired big
+  expect not fired small
+}}
+
+test \"only the small one\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥150 }}] }}
+  }}
+  expect discount ¥10
+}}
+"
+    ));
+}
+
+#[test]
+fn percent_discounts_round_half_away_from_zero_and_caps_apply() {
+    passes(&format!(
+        "{PRELUDE}
+promotion pct {{
+  then discount order 15% max ¥20
+}}
+
+test \"15% of ¥0.30 is ¥0.045, rounded to ¥0.05\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥0.30 }}] }}
+  }}
+  expect discount ¥0.05
+}}
+
+test \"the cap\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 2, price: ¥100 }}] }}
+  }}
+  expect discount ¥20
+}}
+"
+    ));
+}
+
+#[test]
+fn discounts_never_exceed_the_order() {
+    passes(&format!(
+        "{PRELUDE}
+promotion a {{
+  then discount order ¥80
+}}
+
+promotion b {{
+  then discount order ¥50
+}}
+
+test \"¥130 asked of a ¥100 order\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥100 }}] }}
+  }}
+  expect discount ¥100
+}}
+"
+    ));
+}
+
+#[test]
+fn limits_and_budgets() {
+    passes(&format!(
+        "{PRELUDE}
+promotion once {{
+  then discount order ¥10
+  limit 1 per customer per day
+  budget ¥1000
+}}
+
+test \"limit used up\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥100 }}] }}
+  }}
+  used limit once = 1
+  expect no discount
+}}
+
+test \"budget nearly spent gives what is left\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥100 }}] }}
+  }}
+  used budget once = ¥995
+  expect discount ¥5
+}}
+"
+    ));
+}
+
+#[test]
+fn risk_scores_sum_and_reject_short_circuits() {
+    passes(
+        "ruleset t currency CNY
+list blocked_devices: string
+
+risk velocity {
+  when orders(customer.device, 1 h) > 5
+  score 40 reason \"many orders from one device\"
+}
+
+risk new_account {
+  when customer.account_age < 1 d
+  score 30
+}
+
+risk blocked {
+  when customer.device in blocked_devices
+  reject \"blocked device\"
+}
+
+risk never_reached {
+  when customer.device == \"d1\"
+  score 100
+}
+
+decide risk {
+  score >= 80 => reject
+  score >= 50 => review
+  else => accept
+}
+
+test \"70 points is a review\" {
+  given {
+    customer: { device: \"d2\", account_age: 2 h }
+  }
+  counter orders(customer.device, 1 h) = 6
+  expect risk score 70
+  expect risk review
+}
+
+test \"a blocked device is rejected and later rules do not run\" {
+  given {
+    customer: { device: \"d1\", account_age: 30 d }
+  }
+  list blocked_devices = [\"d1\"]
+  expect risk reject
+  expect not fired never_reached
+}
+
+test \"absent device is never in a list\" {
+  given {
+    customer: { account_age: 30 d }
+  }
+  list blocked_devices = [\"d1\"]
+  expect risk score 0
+  expect risk accept
+  expect not fired blocked
+  expect not fired never_reached
+}
+",
+    );
+}
+
+#[test]
+fn constraints_block_beats_forbid_beats_require() {
+    passes(
+        "ruleset t currency CNY
+attribute item.flammable: bool = false
+attribute item.battery_wh: energy = 0 Wh
+
+constraint no_air {
+  when any(i in shipment.items where i.flammable)
+  forbid mode air
+  require packaging \"sealed-bag\"
+}
+
+constraint big_battery {
+  when any(i in shipment.items where i.battery_wh > 100 Wh)
+  block \"lithium over 100 Wh\"
+}
+
+test \"perfume goes by ground in a sealed bag\" {
+  given {
+    shipment: { mode: air, items: [{ sku: \"P\", flammable: true }] }
+  }
+  expect forbid mode air
+  expect mode ground
+  expect packaging \"sealed-bag\"
+  expect no block
+}
+
+test \"101 Wh is blocked\" {
+  given {
+    shipment: { items: [{ sku: \"B\", battery_wh: 101 Wh }] }
+  }
+  expect blocked
+}
+
+test \"exactly 100 Wh ships\" {
+  given {
+    shipment: { items: [{ sku: \"B\", battery_wh: 100 Wh }] }
+  }
+  expect no block
+}
+",
+    );
+}
+
+#[test]
+fn route_ranks_eligible_locations() {
+    passes(
+        "ruleset t currency CNY
+route default {
+  consider warehouse, store within 5 km
+  score -1.0 * location.distance_km + 0.5 * location.margin_pct
+}
+
+test \"the nearer store beats the far warehouse\" {
+  given {
+    locations: [
+      { id: \"WH1\", kind: warehouse, distance: 40 km, distance_km: 40, margin_pct: 30 },
+      { id: \"S1\", kind: store, distance: 3 km, distance_km: 3, margin_pct: 20 },
+      { id: \"S2\", kind: store, distance: 8 km, distance_km: 8, margin_pct: 50 }
+    ]
+  }
+  expect route \"S1\"
+}
+
+test \"no location\" {
+  given {
+    locations: [{ id: \"F1\", kind: front_warehouse, distance: 1 km }]
+  }
+  expect no route
+}
+",
+    );
+}

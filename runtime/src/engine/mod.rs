@@ -1,0 +1,584 @@
+//! The engine shell: runs compiled rulesets in wasmtime, one sandboxed call per hook.
+//!
+//! - [`Engine`] holds the wasmtime engine (Cranelift, fuel, pooling allocator) and the
+//!   host functions. Build one per process from an [`EngineConfig`].
+//! - [`Engine::precompile`] validates a module against the guest contract
+//!   (`docs/abi.md`, "Calling a module") and compiles it to an [`Artifact`];
+//!   [`ArtifactCache`] keeps artifacts on disk, keyed by content, so a ruleset is compiled
+//!   once per host and engine settings.
+//! - [`Engine::load`] turns an artifact into a [`LoadedModule`] (deserialized and
+//!   pre-linked).
+//! - [`LoadedModule::call`] runs one hook on one input.
+//!
+//! **Every call gets a fresh instance.** Instances are never reused across calls: each
+//! call creates a new `Store`, instantiates the module from its pre-linked
+//! `InstancePre` (cheap with the pooling allocator: a slot is taken, the memory image is
+//! mapped copy-on-write), runs the hook, copies the output out and drops the store. So
+//! nothing a call writes — globals, memory, tables — can be seen by a later call, and a
+//! call that fails (fuel, memory, trap) leaves nothing behind.
+//!
+//! Nothing here panics on a hostile module: the returned `(ptr, len)` is bounds-checked
+//! before it is read, and every wasmtime error becomes an [`EvalError`].
+
+mod artifact;
+mod config;
+mod error;
+mod validate;
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Extern, InstanceAllocationStrategy, InstancePre, Linker, Module, ModuleExport, OptLevel,
+    PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Strategy,
+    Trap,
+};
+
+pub use artifact::{Artifact, ArtifactCache, ArtifactKey, CacheStatus};
+pub use config::EngineConfig;
+pub use error::{EngineError, EvalError, EvalErrorKind};
+
+use config::WASM_PAGE;
+
+/// Version of the host side of the ABI; part of every [`ArtifactKey`], so changing the
+/// contract invalidates cached artifacts.
+const ABI_VERSION: &str = "weir-abi-1";
+
+/// Linear memory a pooled slot keeps resident between instances (see `Engine::new`).
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+
+/// The hooks a ruleset module can export. Each is a function
+/// `(input_ptr: i32, input_len: i32) -> i64` named by [`Hook::export_name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hook {
+    /// `promotions`
+    Promotions,
+    /// `route`
+    Route,
+    /// `constraints`
+    Constraints,
+    /// `risk`
+    Risk,
+    /// `sop_triggers`
+    SopTriggers,
+}
+
+impl Hook {
+    /// Every hook, in ABI order.
+    pub const ALL: [Hook; 5] = [
+        Hook::Promotions,
+        Hook::Route,
+        Hook::Constraints,
+        Hook::Risk,
+        Hook::SopTriggers,
+    ];
+
+    /// The name of the function export.
+    pub fn export_name(self) -> &'static str {
+        match self {
+            Hook::Promotions => "promotions",
+            Hook::Route => "route",
+            Hook::Constraints => "constraints",
+            Hook::Risk => "risk",
+            Hook::SopTriggers => "sop_triggers",
+        }
+    }
+
+    /// The hook exported under `name`, if any.
+    pub fn from_export_name(name: &str) -> Option<Hook> {
+        Hook::ALL
+            .into_iter()
+            .find(|hook| hook.export_name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.export_name())
+    }
+}
+
+/// Runtime lists a module can query through the host function
+/// `weir.list_contains(list_id, value)`.
+///
+/// `list_id` is the id the compiler gave the list; `value` is an interned id or an
+/// integer, as the compiler encoded it. The lookup is borrowed only for the duration of
+/// one [`LoadedModule::call`], on the calling thread. (`'static` here means the
+/// implementing type owns its data, e.g. an `Arc` of a snapshot, not that the reference
+/// must live forever.)
+pub trait ListLookup: 'static {
+    /// Whether list `list_id` contains `value`. Unknown lists contain nothing.
+    fn contains(&self, list_id: u32, value: i64) -> bool;
+}
+
+/// A [`ListLookup`] in which every list is empty.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLists;
+
+impl ListLookup for NoLists {
+    fn contains(&self, _list_id: u32, _value: i64) -> bool {
+        false
+    }
+}
+
+impl<F: Fn(u32, i64) -> bool + 'static> ListLookup for F {
+    fn contains(&self, list_id: u32, value: i64) -> bool {
+        self(list_id, value)
+    }
+}
+
+// The `ListLookup` of the call running on this thread. wasmtime requires a store's data
+// to be `'static`, so the borrowed lookup cannot live in `HostState`; a scoped
+// thread-local lends it to the host function for exactly the duration of the call
+// (guest code runs synchronously on the calling thread).
+scoped_tls_hkt::scoped_thread_local!(static CALL_LISTS: dyn ListLookup);
+
+/// Per-call store data.
+struct HostState {
+    limiter: CallLimiter,
+}
+
+/// `StoreLimits` (the memory cap) plus a record of whether the cap was hit, so the error
+/// of a call that hit it is reported as [`EvalErrorKind::MemoryLimit`].
+struct CallLimiter {
+    limits: StoreLimits,
+    memory_limit_hit: bool,
+}
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let result = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(result, Ok(true)) {
+            self.memory_limit_hit = true;
+        }
+        result
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_limit_hit = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// Feeds `std::hash::Hash` output into SHA-256 (for wasmtime's compatibility hash).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        // Only the digest is used; `finish` exists to satisfy the trait.
+        0
+    }
+}
+
+/// The wasmtime engine, configured for rule modules, plus the host functions.
+///
+/// Cheap to clone (shared state); one per process is enough.
+#[derive(Clone)]
+pub struct Engine {
+    inner: wasmtime::Engine,
+    linker: Linker<HostState>,
+    config: EngineConfig,
+    /// SHA-256 of everything besides the WASM bytes that decides the compiled code.
+    fingerprint: [u8; 32],
+    compiled: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the engine: Cranelift at `OptLevel::Speed`, fuel metering, the pooling
+    /// instance allocator sized from `config`, and the host function
+    /// `weir.list_contains`. No WASI.
+    pub fn new(config: &EngineConfig) -> Result<Engine, EngineError> {
+        config.validate()?;
+
+        let mut pooling = PoolingAllocationConfig::new();
+        pooling
+            .total_core_instances(config.max_instances)
+            .total_memories(config.max_instances)
+            .total_tables(config.max_instances)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .max_memory_size(config.memory_limit_bytes)
+            // Resetting a slot for the next instance: zero (or restore) up to 1 MiB of
+            // dirty memory in place rather than `madvise` it away and fault it back in
+            // on the next call; PAGEMAP_SCAN (Linux 6.7+, used when available) finds
+            // exactly the dirty pages. Halves the per-call cost of small modules
+            // (`benches/engine.rs`); the rest of a slot is still decommitted.
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .table_keep_resident(WASM_PAGE);
+
+        let mut wasm_config = wasmtime::Config::new();
+        wasm_config
+            .strategy(Strategy::Cranelift)
+            .cranelift_opt_level(OptLevel::Speed)
+            .consume_fuel(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+
+        let inner = wasmtime::Engine::new(&wasm_config)
+            .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&inner);
+        linker
+            .func_wrap(
+                validate::HOST_MODULE,
+                validate::LIST_CONTAINS,
+                |list_id: i32, value: i64| -> wasmtime::Result<i32> {
+                    if !CALL_LISTS.is_set() {
+                        wasmtime::bail!("list_contains called outside a hook call");
+                    }
+                    // The guest's i32 is an unsigned list id.
+                    let found = CALL_LISTS.with(|lists| lists.contains(list_id as u32, value));
+                    Ok(i32::from(found))
+                },
+            )
+            .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+
+        let mut hasher = Sha256Hasher(Sha256::new());
+        hasher.0.update(ABI_VERSION.as_bytes());
+        // Covers the wasmtime version, target and CPU features, Cranelift flags, tunables
+        // (fuel, memory reservation) and enabled WASM features.
+        inner.precompile_compatibility_hash().hash(&mut hasher);
+        let fingerprint = hasher.0.finalize().into();
+
+        Ok(Engine {
+            inner,
+            linker,
+            config: config.clone(),
+            fingerprint,
+            compiled: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The configuration the engine was built with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The content hash an artifact of `wasm` has under this engine: SHA-256 of the ABI
+    /// version, wasmtime's compatibility hash (its version, the target and CPU
+    /// features, codegen flags and tunables) and the WASM bytes.
+    pub fn artifact_key(&self, wasm: &[u8]) -> ArtifactKey {
+        let mut hasher = Sha256::new();
+        hasher.update(self.fingerprint);
+        hasher.update((wasm.len() as u64).to_le_bytes());
+        hasher.update(wasm);
+        ArtifactKey::from_digest(hasher.finalize().into())
+    }
+
+    /// Validates `wasm` (wasmparser, default features) and checks the guest contract,
+    /// without compiling.
+    pub fn validate(&self, wasm: &[u8]) -> Result<(), EngineError> {
+        validate::check_wasm(wasm, self.config.memory_limit_bytes)
+    }
+
+    /// Validates and compiles `wasm` ahead of time.
+    pub fn precompile(&self, wasm: &[u8]) -> Result<Artifact, EngineError> {
+        self.validate(wasm)?;
+        let bytes = self
+            .inner
+            .precompile_module(wasm)
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        Ok(Artifact::new(self.artifact_key(wasm), bytes))
+    }
+
+    /// How many modules this engine (and its clones) has compiled.
+    pub fn modules_compiled(&self) -> u64 {
+        self.compiled.load(Ordering::Relaxed)
+    }
+
+    /// Loads a precompiled artifact under the ruleset name `ruleset` (used in errors):
+    /// deserializes it without compiling, re-checks its imports and exports, and links
+    /// the host functions once, so each call only instantiates.
+    pub fn load(&self, ruleset: &str, artifact: &Artifact) -> Result<LoadedModule, EngineError> {
+        // SAFETY: `Module::deserialize` maps the bytes as machine code, so they must be
+        // the unmodified output of `Engine::precompile_module`. `Artifact` has no public
+        // constructor from bytes: it is made only by `Engine::precompile` (this engine's
+        // own compiler) or read back by `ArtifactCache`, which stores those same bytes
+        // content-addressed and rejects a file whose SHA-256 checksum no longer matches
+        // before it gets here. wasmtime itself checks the header: an artifact from
+        // another wasmtime version or from an engine with incompatible settings is an
+        // error, not undefined behaviour.
+        #[allow(unsafe_code)]
+        let module = unsafe { Module::deserialize(&self.inner, artifact.as_bytes()) }
+            .map_err(|e| EngineError::Load(format!("{e:#}")))?;
+        validate::check_module(&module, self.config.memory_limit_bytes)?;
+
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| EngineError::Link {
+                ruleset: ruleset.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+        let memory = module
+            .get_export_index(validate::MEMORY_EXPORT)
+            .ok_or(EngineError::MissingExport(validate::MEMORY_EXPORT))?;
+        let input_base = module
+            .get_export_index(validate::INPUT_BASE_EXPORT)
+            .ok_or(EngineError::MissingExport(validate::INPUT_BASE_EXPORT))?;
+        let hooks = Hook::ALL.map(|hook| module.get_export_index(hook.export_name()));
+
+        Ok(LoadedModule {
+            ruleset: ruleset.to_owned(),
+            engine: self.inner.clone(),
+            pre,
+            memory,
+            input_base,
+            hooks,
+            fuel_per_call: self.config.fuel_per_call,
+            memory_limit_bytes: self.config.memory_limit_bytes,
+        })
+    }
+}
+
+/// The result of a successful hook call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutput {
+    /// The output bytes the hook returned (copied out of the instance's memory).
+    pub bytes: Vec<u8>,
+    /// Fuel the hook consumed (out of [`EngineConfig::fuel_per_call`]); about one unit
+    /// per WebAssembly instruction executed.
+    pub fuel_used: u64,
+}
+
+/// A ruleset module, deserialized and pre-linked, ready to call. `Send + Sync`: share it
+/// (e.g. in an `Arc`) across threads; calls are independent.
+pub struct LoadedModule {
+    ruleset: String,
+    engine: wasmtime::Engine,
+    pre: InstancePre<HostState>,
+    memory: ModuleExport,
+    input_base: ModuleExport,
+    hooks: [Option<ModuleExport>; 5],
+    fuel_per_call: u64,
+    memory_limit_bytes: usize,
+}
+
+impl fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedModule")
+            .field("ruleset", &self.ruleset)
+            .field("hooks", &self.hooks().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedModule {
+    /// The ruleset name given to [`Engine::load`].
+    pub fn ruleset(&self) -> &str {
+        &self.ruleset
+    }
+
+    /// Whether the module exports `hook`.
+    pub fn has_hook(&self, hook: Hook) -> bool {
+        self.hook_export(hook).is_some()
+    }
+
+    /// The hooks the module exports, in ABI order.
+    pub fn hooks(&self) -> impl Iterator<Item = Hook> + '_ {
+        Hook::ALL.into_iter().filter(|hook| self.has_hook(*hook))
+    }
+
+    fn hook_export(&self, hook: Hook) -> Option<&ModuleExport> {
+        self.hooks.get(hook.index()).and_then(Option::as_ref)
+    }
+
+    /// Runs `hook` on `input` in a fresh instance, with `lists` answering
+    /// `weir.list_contains`, and returns the output bytes and the fuel used.
+    ///
+    /// The instance is created for this call and dropped after it; see the
+    /// [module docs](self).
+    pub fn call(
+        &self,
+        hook: Hook,
+        input: &[u8],
+        lists: &dyn ListLookup,
+    ) -> Result<CallOutput, EvalError> {
+        let error = |kind| EvalError {
+            ruleset: self.ruleset.clone(),
+            hook,
+            kind,
+        };
+        let export = self
+            .hook_export(hook)
+            .ok_or_else(|| error(EvalErrorKind::MissingExport))?;
+        CALL_LISTS
+            .set(lists, || self.run(export, input))
+            .map_err(error)
+    }
+
+    fn run(&self, export: &ModuleExport, input: &[u8]) -> Result<CallOutput, EvalErrorKind> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.memory_limit_bytes)
+            .instances(1)
+            .memories(1)
+            .tables(1)
+            // A guest's `memory.grow` past the cap traps instead of returning -1, so the
+            // call ends with `MemoryLimit` rather than continuing on a failed allocation.
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                limiter: CallLimiter {
+                    limits,
+                    memory_limit_hit: false,
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        store
+            .set_fuel(self.fuel_per_call)
+            .map_err(|e| EvalErrorKind::Instantiate(format!("{e:#}")))?;
+
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(&store, e, EvalErrorKind::Instantiate))?;
+
+        let memory = instance
+            .get_module_export(&mut store, &self.memory)
+            .and_then(Extern::into_memory)
+            .ok_or_else(|| EvalErrorKind::Instantiate("no `memory` export".to_owned()))?;
+        let input_base = instance
+            .get_module_export(&mut store, &self.input_base)
+            .and_then(Extern::into_global)
+            .and_then(|global| global.get(&mut store).i32())
+            .ok_or_else(|| EvalErrorKind::Instantiate("no i32 `input_base` export".to_owned()))?;
+        // WASM addresses are unsigned.
+        let input_ptr = input_base as u32;
+        let memory_limit = EvalErrorKind::MemoryLimit {
+            limit_bytes: self.memory_limit_bytes,
+        };
+
+        // Grow memory (through the limiter) if the input does not fit above input_base.
+        let input_len = u32::try_from(input.len()).map_err(|_| memory_limit.clone())?;
+        let input_end = (input_ptr as usize)
+            .checked_add(input.len())
+            .ok_or_else(|| memory_limit.clone())?;
+        let size = memory.data_size(&store);
+        if input_end > size {
+            let pages = (input_end - size).div_ceil(WASM_PAGE) as u64;
+            memory
+                .grow(&mut store, pages)
+                .map_err(|e| self.classify(&store, e, EvalErrorKind::Trap))?;
+        }
+        memory
+            .write(&mut store, input_ptr as usize, input)
+            .map_err(|e| EvalErrorKind::Trap(format!("could not write the input: {e}")))?;
+
+        let func = instance
+            .get_module_export(&mut store, export)
+            .and_then(Extern::into_func)
+            .ok_or(EvalErrorKind::MissingExport)?;
+        let func = func
+            .typed::<(i32, i32), i64>(&store)
+            .map_err(|e| EvalErrorKind::Instantiate(format!("{e:#}")))?;
+        let packed = func
+            .call(&mut store, (input_ptr as i32, input_len as i32))
+            .map_err(|e| self.classify(&store, e, EvalErrorKind::Trap))?;
+        let fuel_used = self
+            .fuel_per_call
+            .saturating_sub(store.get_fuel().unwrap_or(0));
+
+        // (output_ptr << 32) | output_len, both unsigned.
+        let packed = packed as u64;
+        let out_ptr = (packed >> 32) as usize;
+        let out_len = (packed & 0xffff_ffff) as usize;
+        let data = memory.data(&store);
+        let bytes = out_ptr
+            .checked_add(out_len)
+            .and_then(|end| data.get(out_ptr..end))
+            .ok_or_else(|| {
+                EvalErrorKind::BadOutput(format!(
+                    "output at {out_ptr}..{} is outside the module's {} bytes of memory",
+                    out_ptr.saturating_add(out_len),
+                    data.len()
+                ))
+            })?;
+        Ok(CallOutput {
+            bytes: bytes.to_vec(),
+            fuel_used,
+        })
+    }
+
+    /// Maps a wasmtime error to the kind of failure: fuel, memory cap, trap, or
+    /// `fallback` with the error's message.
+    fn classify(
+        &self,
+        store: &Store<HostState>,
+        error: wasmtime::Error,
+        fallback: fn(String) -> EvalErrorKind,
+    ) -> EvalErrorKind {
+        let trap = error.downcast_ref::<Trap>().copied();
+        if trap == Some(Trap::OutOfFuel) {
+            EvalErrorKind::OutOfFuel {
+                budget: self.fuel_per_call,
+            }
+        } else if store.data().limiter.memory_limit_hit {
+            EvalErrorKind::MemoryLimit {
+                limit_bytes: self.memory_limit_bytes,
+            }
+        } else if let Some(trap) = trap {
+            let message = trap.to_string();
+            EvalErrorKind::Trap(
+                message
+                    .strip_prefix("wasm trap: ")
+                    .unwrap_or(&message)
+                    .to_owned(),
+            )
+        } else {
+            fallback(format!("{error:#}"))
+        }
+    }
+}
