@@ -25,8 +25,9 @@ pub enum EvalFailure {
 /// Something that runs one hook of a compiled ruleset over an encoded input.
 pub trait Engine {
     fn name(&self) -> &'static str;
-    fn run(&self, hook: Hook, input: &[u8], lists: &dyn HostLists)
-        -> Result<Vec<i64>, EvalFailure>;
+    /// `lists` is a concrete, owned type so that a host that must keep it for the
+    /// length of a call (wasmtime's `'static` store data) can.
+    fn run(&self, hook: Hook, input: &[u8], lists: &Lists) -> Result<Vec<i64>, EvalFailure>;
 }
 
 /// The reference interpreter as an `Engine`.
@@ -39,12 +40,7 @@ impl Engine for Interpreter<'_> {
         "interpreter"
     }
 
-    fn run(
-        &self,
-        hook: Hook,
-        input: &[u8],
-        lists: &dyn HostLists,
-    ) -> Result<Vec<i64>, EvalFailure> {
+    fn run(&self, hook: Hook, input: &[u8], lists: &Lists) -> Result<Vec<i64>, EvalFailure> {
         interp::run(&self.compiled.program, hook, input, lists)
             .map_err(|trap| EvalFailure::Trap(trap.to_string()))
     }

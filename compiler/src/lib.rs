@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod evaluate;
+pub mod explain;
 pub mod fold;
 pub mod interp;
 pub mod ir;
@@ -16,6 +17,7 @@ pub mod manifest;
 pub mod numeric;
 pub mod outcome;
 pub mod testing;
+pub mod wasm;
 
 pub use lower::CompileError;
 
@@ -33,4 +35,12 @@ pub fn compile(ruleset: &weir_dsl::checked::Ruleset) -> Result<Compiled, Compile
         program: fold::optimise(program),
         manifest,
     })
+}
+
+/// Lowers, optimises and compiles a checked ruleset to a validated WebAssembly module
+/// (docs/abi.md) carrying its manifest.
+pub fn build(ruleset: &weir_dsl::checked::Ruleset) -> Result<(Compiled, Vec<u8>), CompileError> {
+    let compiled = compile(ruleset)?;
+    let wasm = wasm::emit(&compiled)?;
+    Ok((compiled, wasm))
 }

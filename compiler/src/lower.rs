@@ -191,6 +191,23 @@ pub fn lower(ruleset: &Ruleset) -> Result<(Program, Manifest), CompileError> {
     Ok((program, manifest))
 }
 
+/// Lowers one expression on its own (for `--explain`, which evaluates the facts a
+/// condition reads). `location` is read from the header, as in constraints.
+pub fn lower_expr(
+    ruleset: &Ruleset,
+    expr: &TExpr,
+    interner: Interner,
+) -> Result<(Ir, Interner), CompileError> {
+    let mut l = Lowerer {
+        ruleset,
+        interner,
+        next_local: FIRST_VAR_LOCAL + ruleset.variables,
+        in_route: false,
+    };
+    let ir = l.expr(expr)?;
+    Ok((ir, l.interner))
+}
+
 fn field_index(ruleset: &Ruleset, entity: usize, name: &str) -> Result<u32, CompileError> {
     ruleset
         .schema

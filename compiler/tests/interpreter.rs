@@ -300,3 +300,135 @@ test \"no location\" {
 ",
     );
 }
+
+#[test]
+fn equal_priorities_keep_file_order_in_an_exclusive_group() {
+    passes(&format!(
+        "{PRELUDE}
+promotion first {{
+  group g exclusive
+  then discount order ¥5
+}}
+
+promotion second {{
+  group g exclusive
+  then discount order ¥7
+}}
+
+test \"the first declared wins a tie\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥100 }}] }}
+  }}
+  expect discount ¥5
+  expect fired first
+  expect not fired second
+}}
+"
+    ));
+}
+
+#[test]
+fn tables_match_the_first_row_and_comparison_patterns() {
+    passes(&format!(
+        "{PRELUDE}
+table multiplier(customer.tier, order.subtotal) -> decimal {{
+  gold,  >= ¥1000 => 3
+  gold,  _        => 2
+  _,     >= ¥1000 => 1.5
+  _,     _        => 1
+}}
+
+promotion points {{
+  then points multiplier multiplier(customer.tier, order.subtotal)
+}}
+
+test \"gold and big\" {{
+  given {{
+    customer: {{ tier: gold }},
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥1200 }}] }}
+  }}
+  expect points multiplier 3
+}}
+
+test \"gold and small\" {{
+  given {{
+    customer: {{ tier: gold }},
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥12 }}] }}
+  }}
+  expect points multiplier 2
+}}
+
+test \"basic and big\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥1200 }}] }}
+  }}
+  expect points multiplier 1.5
+}}
+"
+    ));
+}
+
+#[test]
+fn sops_trigger_on_their_event_when_the_condition_holds() {
+    passes(
+        "ruleset t currency CNY
+attribute item.liquid_ml: volume = 0 ml
+
+sop liquids_at_store {
+  on shipment.assigned when location.kind == store and any(i in shipment.items where i.liquid_ml > 0 ml)
+  step scan role picker within 15 min \"Scan the lot\"
+  step photo role packer within 10 min requires photo
+  on timeout escalate store_manager
+}
+
+sop welcome_call {
+  on order.placed when customer.order_count == 0
+  step call role service within 1 d
+}
+
+test \"a store shipment with a serum\" {
+  given {
+    location: { id: \"S1\", kind: store },
+    shipment: { items: [{ sku: \"SERUM\", liquid_ml: 30 ml }] },
+    customer: { order_count: 3 }
+  }
+  expect sop liquids_at_store
+  expect not fired welcome_call
+}
+
+test \"a warehouse shipment triggers nothing\" {
+  given {
+    location: { id: \"W1\", kind: warehouse },
+    shipment: { items: [{ sku: \"SERUM\", liquid_ml: 30 ml }] },
+    customer: { order_count: 3 }
+  }
+  expect no sop
+}
+",
+    );
+}
+
+#[test]
+fn item_discounts_per_unit_never_exceed_the_line() {
+    passes(&format!(
+        "{PRELUDE}
+promotion five_off_each {{
+  then discount items where item.category == \"tools\" by ¥5
+}}
+
+test \"¥5 off each of 3 units\" {{
+  given {{
+    order: {{ items: [{{ sku: \"T\", category: \"tools\", qty: 3, price: ¥20 }}, {{ sku: \"S\", category: \"skincare\", qty: 1, price: ¥50 }}] }}
+  }}
+  expect discount ¥15
+}}
+
+test \"never more than the line\" {{
+  given {{
+    order: {{ items: [{{ sku: \"T\", category: \"tools\", qty: 2, price: ¥3 }}] }}
+  }}
+  expect discount ¥6
+}}
+"
+    ));
+}

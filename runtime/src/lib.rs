@@ -6,6 +6,7 @@
 //! and fulfillment services come later.
 
 pub mod engine;
+pub mod evaluator;
 
 pub use engine::{
     Artifact, ArtifactCache, ArtifactKey, CacheStatus, CallOutput, Engine, EngineConfig,

@@ -29,6 +29,9 @@ fn run(args: Cli) -> Result<Status> {
         Command::Check(check) => cli::check::run(&check, &mut out, &mut err, &style)?,
         Command::Fmt(fmt) => cli::fmt::run(&fmt, &mut out, &mut err, &style)?,
         Command::Explain(explain) => cli::explain::run(&explain, &mut out, &mut err)?,
+        Command::Test(test) => cli::test::run(&test, &mut out, &mut err, &style)?,
+        Command::Build(build) => cli::build::run(&build, &mut out, &mut err, &style)?,
+        Command::Eval(eval) => cli::eval::run(&eval, &mut out, &mut err, &style)?,
     };
     out.flush()?;
     Ok(status)

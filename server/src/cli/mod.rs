@@ -1,11 +1,15 @@
 //! Command-line arguments (their doc comments are the `--help` text), the outcome of a
 //! subcommand, and the errors that end one early.
 
+pub mod build;
 pub mod check;
+pub mod eval;
 pub mod explain;
+pub mod facts;
 pub mod fmt;
 pub mod render;
 pub mod sources;
+pub mod test;
 pub mod write;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -35,6 +39,88 @@ pub enum Command {
     Check(CheckArgs),
     Fmt(FmtArgs),
     Explain(ExplainArgs),
+    /// Run the `test` blocks of rulesets through the reference interpreter and the
+    /// compiled WebAssembly module; exit 1 when a test fails or coverage is too low.
+    Test(TestArgs),
+    /// Compile one ruleset to a WebAssembly module, its text form, or a precompiled
+    /// artifact.
+    Build(BuildArgs),
+    /// Evaluate one ruleset over facts from a JSON file and print the decisions.
+    Eval(EvalArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// The WebAssembly module (with its manifest in a custom section).
+    Wasm,
+    /// The module as WebAssembly text.
+    Wat,
+    /// A wasmtime artifact precompiled for this machine.
+    Cwasm,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  weir build rulesets/beauty_flagship -o beauty.wasm\n  weir build rulesets/beauty_flagship --emit wat"
+)]
+pub struct BuildArgs {
+    /// The ruleset: a folder of .weir files or one file.
+    #[arg(value_name = "RULESET")]
+    pub ruleset: PathBuf,
+
+    #[arg(long, value_enum, default_value_t = Emit::Wasm)]
+    pub emit: Emit,
+
+    /// Where to write the output (required for wasm and cwasm; wat goes to stdout without it).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EvalEngine {
+    /// The compiled WebAssembly module (what the order API runs).
+    Wasm,
+    /// The reference interpreter.
+    Interpreter,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  weir eval --ruleset rulesets/beauty_flagship --input order.json --explain"
+)]
+pub struct EvalArgs {
+    /// The ruleset: a folder of .weir files or one file.
+    #[arg(long, value_name = "PATH")]
+    pub ruleset: PathBuf,
+
+    /// Facts as JSON (see docs/cli.md for the format).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// Also show every rule, whether it fired, and the fact values its conditions read.
+    #[arg(long)]
+    pub explain: bool,
+
+    #[arg(long, value_enum, default_value_t = EvalEngine::Wasm)]
+    pub engine: EvalEngine,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  weir test rulesets/\n  weir test --coverage --coverage-min 100 rulesets/beauty_flagship"
+)]
+pub struct TestArgs {
+    /// List the rules that no test made fire.
+    #[arg(long)]
+    pub coverage: bool,
+
+    /// Fail (exit 1) when fewer than N percent of the rules fire in some test.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub coverage_min: Option<u8>,
+
+    /// Files or folders, found as `weir check` finds them.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Check rule files for errors and warnings.

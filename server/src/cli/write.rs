@@ -39,6 +39,33 @@ pub fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     written
 }
 
+/// Writes `contents` to `path` atomically, creating the file if it does not exist yet.
+pub fn write_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    if path.exists() {
+        return replace_file(path, contents);
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a path to a file"))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (temp_path, mut temp) = create_temp(&dir, &file_name)?;
+    let written = temp
+        .write_all(contents)
+        .and_then(|()| temp.sync_all())
+        .and_then(|()| {
+            drop(temp);
+            fs::rename(&temp_path, path)
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(&temp_path);
+    }
+    written
+}
+
 fn create_temp(dir: &Path, file_name: &str) -> io::Result<(PathBuf, fs::File)> {
     let pid = std::process::id();
     let mut attempt = 0u32;

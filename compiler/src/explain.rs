@@ -1,0 +1,213 @@
+//! What `--explain` shows: every rule with where its condition is, and the value of
+//! every fact path and counter its conditions read, evaluated by the reference
+//! interpreter over the same encoded input the engines saw.
+
+use crate::abi::{self, Facts, Interner};
+use crate::evaluate::{Context, Lists};
+use crate::interp::Machine;
+use crate::numeric::ABSENT;
+use crate::Compiled;
+use weir_dsl::checked::{Action, Origin, Ruleset, TExpr, TExprKind};
+use weir_dsl::types::Type;
+
+/// A fact value a rule's conditions read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub rule: String,
+    /// `order.subtotal`, or `orders(customer.device, 3600 s)` for a counter.
+    pub path: String,
+    /// The value as text (`¥299.00`, `30 km`, `none`).
+    pub value: String,
+}
+
+/// Every rule: name, kind, and where its condition is (file, span), if it has one.
+pub fn rules(ruleset: &Ruleset) -> Vec<(String, &'static str, Option<Origin>)> {
+    let at = |origin: Origin, when: Option<&TExpr>| {
+        when.map(|w| Origin {
+            file: origin.file,
+            span: w.span,
+        })
+    };
+    let mut out = Vec::new();
+    for p in &ruleset.promotions {
+        out.push((p.name.clone(), "promotion", at(p.origin, p.when.as_ref())));
+    }
+    if let Some(r) = &ruleset.route {
+        out.push((r.name.clone(), "route", None));
+    }
+    for c in &ruleset.constraints {
+        out.push((c.name.clone(), "constraint", at(c.origin, c.when.as_ref())));
+    }
+    for r in &ruleset.risks {
+        out.push((r.name.clone(), "risk", at(r.origin, r.when.as_ref())));
+    }
+    for s in &ruleset.sops {
+        out.push((s.name.clone(), "sop", at(s.origin, s.when.as_ref())));
+    }
+    out
+}
+
+/// Fact paths (rooted at `order`, `customer`, ... — not at a quantifier variable) and
+/// counters in an expression.
+fn paths<'a>(e: &'a TExpr, out: &mut Vec<&'a TExpr>) {
+    match &e.kind {
+        TExprKind::Field(..) if rooted(e) => out.push(e),
+        TExprKind::Velocity(_) => out.push(e),
+        _ => {
+            for child in e.children() {
+                paths(child, out);
+            }
+        }
+    }
+}
+
+fn rooted(e: &TExpr) -> bool {
+    match &e.kind {
+        TExprKind::Root(_) => true,
+        TExprKind::Field(base, _) => rooted(base),
+        _ => false,
+    }
+}
+
+fn conditions(ruleset: &Ruleset) -> Vec<(String, Vec<&TExpr>)> {
+    let mut out = Vec::new();
+    for p in &ruleset.promotions {
+        let mut exprs: Vec<&TExpr> = p.when.iter().collect();
+        for action in &p.actions {
+            if let Action::DiscountItems {
+                filter: Some(f), ..
+            } = action
+            {
+                exprs.push(f);
+            }
+        }
+        out.push((p.name.clone(), exprs));
+    }
+    for c in &ruleset.constraints {
+        out.push((c.name.clone(), c.when.iter().collect()));
+    }
+    for r in &ruleset.risks {
+        out.push((r.name.clone(), r.when.iter().collect()));
+    }
+    for s in &ruleset.sops {
+        out.push((s.name.clone(), s.when.iter().collect()));
+    }
+    out
+}
+
+/// The values every rule's conditions read, for these facts.
+pub fn fact_values(
+    ruleset: &Ruleset,
+    compiled: &Compiled,
+    facts: &Facts,
+    context: &Context,
+) -> Vec<Seen> {
+    let mut interner = Interner::new(&compiled.manifest.strings);
+    let Ok(input) = abi::encode(ruleset, facts, &mut interner) else {
+        return Vec::new();
+    };
+    let lists = Lists::default();
+    let _ = context;
+    let mut seen = Vec::new();
+    for (rule, exprs) in conditions(ruleset) {
+        let mut found = Vec::new();
+        for e in exprs {
+            paths(e, &mut found);
+        }
+        let mut done: Vec<String> = Vec::new();
+        for e in found {
+            let path = describe_path(e, ruleset);
+            if done.contains(&path) {
+                continue;
+            }
+            done.push(path.clone());
+            let Ok((ir, back)) = crate::lower::lower_expr(ruleset, e, interner.clone()) else {
+                continue;
+            };
+            interner = back;
+            let mut machine = Machine::new(&compiled.program, &input, &lists);
+            let value = match machine.eval(&ir) {
+                Ok(word) => format_word(word, &e.ty, ruleset, &interner),
+                Err(trap) => format!("<{trap}>"),
+            };
+            seen.push(Seen {
+                rule: rule.clone(),
+                path,
+                value,
+            });
+        }
+    }
+    seen
+}
+
+fn describe_path(e: &TExpr, ruleset: &Ruleset) -> String {
+    match &e.kind {
+        TExprKind::Velocity(i) => ruleset.velocities.get(*i).map_or_else(
+            || "orders(...)".to_string(),
+            |v| format!("orders({}, {} s)", v.key_path, v.window_seconds),
+        ),
+        _ => weir_dsl::check::field_path(e, &ruleset.schema).unwrap_or_else(|| "?".to_string()),
+    }
+}
+
+fn format_word(word: i64, ty: &Type, ruleset: &Ruleset, interner: &Interner) -> String {
+    if word == ABSENT && matches!(ty, Type::Optional(_)) {
+        return "none".to_string();
+    }
+    let scaled = |v: i64| {
+        let text = format!("{}.{:06}", v / 1_000_000, (v % 1_000_000).unsigned_abs());
+        let text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+        if v < 0 && v > -1_000_000 {
+            format!("-{text}")
+        } else {
+            text
+        }
+    };
+    match ty.strip_optional() {
+        Type::Bool => (word != 0).to_string(),
+        Type::Int => word.to_string(),
+        Type::Decimal => scaled(word),
+        Type::Percent => format!("{}%", scaled(word.saturating_mul(100))),
+        Type::Money => {
+            let digits = ruleset.currency.minor_digits;
+            let symbol = ruleset.currency.main_symbol();
+            if digits == 0 {
+                format!("{symbol}{word}")
+            } else {
+                let scale = 10_u64.pow(digits);
+                let sign = if word < 0 { "-" } else { "" };
+                let a = word.unsigned_abs();
+                format!(
+                    "{sign}{symbol}{}.{:0w$}",
+                    a / scale,
+                    a % scale,
+                    w = digits as usize
+                )
+            }
+        }
+        Type::Quantity(d) => format!("{} {}", scaled(word), d.base_unit().symbol()),
+        Type::String => interner
+            .resolve(word)
+            .map_or_else(|| format!("#{word}"), |s| format!("\"{s}\"")),
+        Type::Enum(id) => ruleset
+            .schema
+            .enum_def(*id)
+            .and_then(|def| {
+                usize::try_from(word)
+                    .ok()
+                    .and_then(|i| def.variants.get(i))
+                    .cloned()
+            })
+            .unwrap_or_else(|| word.to_string()),
+        Type::Time => chrono::DateTime::from_timestamp(word, 0)
+            .map_or_else(|| word.to_string(), |t| t.to_rfc3339()),
+        Type::List(_) => {
+            let (_, count) = abi::unpack(word);
+            format!(
+                "{count} {}",
+                if count == 1 { "element" } else { "elements" }
+            )
+        }
+        _ => word.to_string(),
+    }
+}

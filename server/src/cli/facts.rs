@@ -1,0 +1,409 @@
+//! Facts as JSON (for `weir eval` and, later, the order API) → the checked values the
+//! engines encode. Every field is checked against the ruleset's schema: unknown fields,
+//! wrong types, unknown enum variants and negative quantities are errors that name the
+//! path (`order.items[2].qty`), never a trap inside an engine.
+//!
+//! Value forms: money as `"¥12.50"` or a number of major units (`12.5`); quantities as
+//! `"30 km"` or a number of base units (g, ml, Wh, m, s); percents as `"10%"`; times as
+//! RFC 3339 or epoch seconds; enums by variant name; optional fields `null` when absent.
+//! Fields left out take the ruleset's defaults (see docs/language.md).
+
+use serde_json::Value as Json;
+use weir_compiler::abi::Facts;
+use weir_compiler::outcome::Usage;
+use weir_dsl::ast::{ExprKind, Literal, UnaryOp};
+use weir_dsl::check::values::{literal_value, scaled};
+use weir_dsl::checked::{Ruleset, Value};
+use weir_dsl::diagnostic::did_you_mean;
+use weir_dsl::schema;
+use weir_dsl::types::Type;
+
+/// A fact that does not fit the schema, with the path to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactError {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for FactError {}
+
+/// Everything an evaluation takes, read from one JSON document.
+#[derive(Debug, Default)]
+pub struct Input {
+    pub facts: Facts,
+    pub lists: Vec<(usize, Vec<Value>)>,
+    pub usage: Usage,
+}
+
+fn error(path: &str, message: impl Into<String>) -> FactError {
+    FactError {
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+const TOP_LEVEL: &[&str] = &[
+    "now",
+    "order",
+    "customer",
+    "location",
+    "locations",
+    "shipment",
+    "carrier",
+    "counters",
+    "lists",
+    "usage",
+];
+
+/// Reads an evaluation input. `json` must be an object with the keys of `TOP_LEVEL`.
+pub fn read(json: &Json, ruleset: &Ruleset) -> Result<Input, FactError> {
+    let Json::Object(top) = json else {
+        return Err(error(
+            "$",
+            "the input is a JSON object: { \"order\": {...}, \"customer\": {...}, ... }",
+        ));
+    };
+    let mut input = Input::default();
+    for (key, value) in top {
+        let entity = |e| Type::Entity(e);
+        match key.as_str() {
+            "now" => input.facts.now = time(value, "now")?,
+            "order" => {
+                input.facts.order = Some(convert(value, &entity(schema::ORDER), "order", ruleset)?)
+            }
+            "customer" => {
+                input.facts.customer = Some(convert(
+                    value,
+                    &entity(schema::CUSTOMER),
+                    "customer",
+                    ruleset,
+                )?)
+            }
+            "location" => {
+                let location = convert(value, &entity(schema::LOCATION), "location", ruleset)?;
+                input.facts.location = Some(location.clone());
+                if input.facts.locations.is_empty() {
+                    input.facts.locations = vec![location];
+                }
+            }
+            "locations" => {
+                let ty = Type::List(Box::new(entity(schema::LOCATION)));
+                if let Value::List(items) = convert(value, &ty, "locations", ruleset)? {
+                    input.facts.locations = items;
+                }
+            }
+            "shipment" => {
+                input.facts.shipment = Some(convert(
+                    value,
+                    &entity(schema::SHIPMENT),
+                    "shipment",
+                    ruleset,
+                )?)
+            }
+            "carrier" => {
+                input.facts.carrier = Some(convert(
+                    value,
+                    &entity(schema::CARRIER),
+                    "carrier",
+                    ruleset,
+                )?)
+            }
+            "counters" => input.facts.counters = counters(value, ruleset)?,
+            "lists" => input.lists = lists(value, ruleset)?,
+            "usage" => input.usage = usage(value)?,
+            other => {
+                let help = did_you_mean(other, TOP_LEVEL.iter().copied()).unwrap_or_default();
+                return Err(error(
+                    other,
+                    format!("unknown key {help}").trim_end().to_string(),
+                ));
+            }
+        }
+    }
+    if input.facts.counters.len() != ruleset.velocities.len() {
+        input.facts.counters = vec![0; ruleset.velocities.len()];
+    }
+    Ok(input)
+}
+
+fn time(value: &Json, path: &str) -> Result<i64, FactError> {
+    match value {
+        Json::Number(n) => n.as_i64().ok_or_else(|| {
+            error(
+                path,
+                "a time is epoch seconds (a whole number) or RFC 3339 text",
+            )
+        }),
+        Json::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp())
+            .map_err(|e| error(path, format!("`{s}` is not an RFC 3339 time: {e}"))),
+        _ => Err(error(path, "a time is epoch seconds or RFC 3339 text")),
+    }
+}
+
+/// Parses a weir literal such as `¥12.50`, `30 km`, `10%` or `-5` from text.
+fn literal(text: &str, path: &str, ruleset: &Ruleset) -> Result<(Value, Type), FactError> {
+    let (expr, diagnostics) = weir_dsl::parse_expr(text);
+    let bad = || error(path, format!("`{text}` is not a value"));
+    let Some(expr) = expr.filter(|_| diagnostics.is_empty()) else {
+        return Err(bad());
+    };
+    let (negative, inner) = match &expr.kind {
+        ExprKind::Unary(UnaryOp::Neg, inner) => (true, inner.as_ref()),
+        _ => (false, &expr),
+    };
+    let ExprKind::Literal(lit) = &inner.kind else {
+        return Err(bad());
+    };
+    let lit = if negative {
+        match lit {
+            Literal::Number(n) => Literal::Number(format!("-{n}")),
+            Literal::Money { symbol, amount } => Literal::Money {
+                symbol: symbol.clone(),
+                amount: format!("-{amount}"),
+            },
+            Literal::Percent(p) => Literal::Percent(format!("-{p}")),
+            Literal::Quantity { amount, unit } => Literal::Quantity {
+                amount: format!("-{amount}"),
+                unit: *unit,
+            },
+            _ => return Err(bad()),
+        }
+    } else {
+        lit.clone()
+    };
+    literal_value(&lit, inner.span, ruleset.currency).map_err(|d| error(path, d.message))
+}
+
+fn number_text(n: &serde_json::Number) -> String {
+    n.to_string()
+}
+
+fn convert(value: &Json, ty: &Type, path: &str, ruleset: &Ruleset) -> Result<Value, FactError> {
+    let wanted = ruleset.schema.type_name(ty);
+    let mismatch = || {
+        error(
+            path,
+            format!("expected {wanted}, found {}", describe(value)),
+        )
+    };
+    match (ty, value) {
+        (Type::Optional(_), Json::Null) => Ok(Value::None),
+        (Type::Optional(inner), v) => convert(v, inner, path, ruleset),
+        (_, Json::Null) => Err(error(
+            path,
+            format!("`null` is only allowed for optional fields; this is {wanted}"),
+        )),
+        (Type::Bool, Json::Bool(b)) => Ok(Value::Bool(*b)),
+        (Type::Int, Json::Number(n)) => n.as_i64().map(Value::Int).ok_or_else(mismatch),
+        (Type::Decimal, Json::Number(n)) => {
+            scaled(&number_text(n), 6).map(Value::Decimal).map_err(|_| {
+                error(
+                    path,
+                    "a decimal has at most 6 digits after the point and fits 64 bits",
+                )
+            })
+        }
+        (Type::Money, Json::Number(n)) => scaled(&number_text(n), ruleset.currency.minor_digits)
+            .map(Value::Money)
+            .map_err(|_| {
+                error(
+                    path,
+                    format!(
+                        "{} amounts have at most {} decimals",
+                        ruleset.currency.code, ruleset.currency.minor_digits
+                    ),
+                )
+            }),
+        (Type::Percent, Json::Number(n)) => scaled(&number_text(n), 4)
+            .map(Value::Percent)
+            .map_err(|_| error(path, "a percent has at most 4 decimals")),
+        (Type::Quantity(d), Json::Number(n)) => scaled(&number_text(n), 6)
+            .map(|v| Value::Quantity(v, *d))
+            .map_err(|_| error(path, "a quantity has at most 6 decimals")),
+        (Type::Time, v) => time(v, path).map(Value::Time),
+        (Type::String, Json::String(s)) => Ok(Value::String(s.clone())),
+        (Type::Enum(id), Json::String(s)) => {
+            let def = ruleset.schema.enum_def(*id).ok_or_else(mismatch)?;
+            def.variant(s).map(|v| Value::Enum(*id, v)).ok_or_else(|| {
+                let help = did_you_mean(s, def.variants.iter().map(String::as_str))
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
+                error(
+                    path,
+                    format!("`{s}` is not one of {}{help}", def.variants.join(", ")),
+                )
+            })
+        }
+        (
+            Type::Money | Type::Percent | Type::Quantity(_) | Type::Decimal | Type::Int,
+            Json::String(s),
+        ) => {
+            let (v, found) = literal(s, path, ruleset)?;
+            let ok = found == *ty || (found == Type::Int && *ty == Type::Decimal);
+            if !ok {
+                return Err(error(
+                    path,
+                    format!(
+                        "expected {wanted}, found `{s}` ({})",
+                        ruleset.schema.type_name(&found)
+                    ),
+                ));
+            }
+            Ok(match (v, ty) {
+                (Value::Int(n), Type::Decimal) => Value::Decimal(n.saturating_mul(1_000_000)),
+                (v, _) => v,
+            })
+        }
+        (Type::List(inner), Json::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| convert(item, inner, &format!("{path}[{i}]"), ruleset))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::List),
+        (Type::Entity(entity), Json::Object(fields)) => {
+            let def = ruleset.schema.entity(*entity).ok_or_else(mismatch)?;
+            let mut slots: Vec<Option<Value>> = vec![None; def.fields.len()];
+            for (name, field_value) in fields {
+                let field_path = format!("{path}.{name}");
+                let Some((index, field)) = def.field(name) else {
+                    let help = did_you_mean(name, def.fields.iter().map(|f| f.name.as_str()))
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default();
+                    return Err(error(
+                        &field_path,
+                        format!("`{}` has no field `{name}`{help}", def.name),
+                    ));
+                };
+                let converted = convert(field_value, &field.ty, &field_path, ruleset)?;
+                non_negative(*entity, name, &converted, &field_path)?;
+                if let Some(slot) = slots.get_mut(index) {
+                    *slot = Some(converted);
+                }
+            }
+            Ok(Value::Record(*entity, slots))
+        }
+        _ => Err(mismatch()),
+    }
+}
+
+/// Quantities and prices of order lines are never negative: a negative one is a bug in
+/// the caller, not something a rule should see.
+fn non_negative(entity: usize, field: &str, value: &Value, path: &str) -> Result<(), FactError> {
+    let negative = match value {
+        Value::Int(v) | Value::Money(v) | Value::Quantity(v, _) => *v < 0,
+        _ => false,
+    };
+    let guarded = matches!(
+        (entity, field),
+        (schema::ITEM, "qty" | "price" | "subtotal" | "weight") | (schema::ORDER, "subtotal")
+    );
+    if negative && guarded {
+        return Err(error(path, "must not be negative"));
+    }
+    Ok(())
+}
+
+fn describe(value: &Json) -> String {
+    match value {
+        Json::Null => "null".to_string(),
+        Json::Bool(b) => format!("`{b}`"),
+        Json::Number(n) => format!("the number {n}"),
+        Json::String(s) => format!("the text \"{}\"", s.chars().take(40).collect::<String>()),
+        Json::Array(_) => "a list".to_string(),
+        Json::Object(_) => "an object".to_string(),
+    }
+}
+
+/// `"counters": [{"key": "customer.device", "window": "1 h", "count": 6}]`
+fn counters(value: &Json, ruleset: &Ruleset) -> Result<Vec<i64>, FactError> {
+    let Json::Array(entries) = value else {
+        return Err(error(
+            "counters",
+            "a list of {\"key\", \"window\", \"count\"}",
+        ));
+    };
+    let mut out = vec![0; ruleset.velocities.len()];
+    for (i, entry) in entries.iter().enumerate() {
+        let path = format!("counters[{i}]");
+        let key = entry
+            .get("key")
+            .and_then(Json::as_str)
+            .ok_or_else(|| error(&path, "`key` is missing"))?;
+        let window = entry
+            .get("window")
+            .and_then(Json::as_str)
+            .ok_or_else(|| error(&path, "`window` is missing"))?;
+        let count = entry
+            .get("count")
+            .and_then(Json::as_i64)
+            .ok_or_else(|| error(&path, "`count` is missing"))?;
+        let seconds = match literal(window, &path, ruleset)? {
+            (Value::Quantity(micro, weir_dsl::types::Dimension::Duration), _) => micro / 1_000_000,
+            _ => return Err(error(&path, "`window` is a duration such as \"1 h\"")),
+        };
+        if let Some(slot) = ruleset
+            .velocities
+            .iter()
+            .position(|v| v.key_path == key && v.window_seconds == seconds)
+            .and_then(|i| out.get_mut(i))
+        {
+            *slot = count;
+        }
+    }
+    Ok(out)
+}
+
+/// `"lists": {"blocked_devices": ["d1"]}`
+fn lists(value: &Json, ruleset: &Ruleset) -> Result<Vec<(usize, Vec<Value>)>, FactError> {
+    let Json::Object(map) = value else {
+        return Err(error("lists", "an object of list name → values"));
+    };
+    let mut out = Vec::new();
+    for (name, items) in map {
+        let path = format!("lists.{name}");
+        let Some(index) = ruleset.lists.iter().position(|l| l.name == *name) else {
+            return Err(error(&path, "the ruleset declares no such list"));
+        };
+        let element = ruleset
+            .lists
+            .get(index)
+            .map_or(Type::Error, |l| l.element.clone());
+        if let Value::List(values) = convert(items, &Type::List(Box::new(element)), &path, ruleset)?
+        {
+            out.push((index, values));
+        }
+    }
+    Ok(out)
+}
+
+/// `"usage": {"budget_used": {"promo": 1000}, "limit_used": {"promo": 1}}` (minor units).
+fn usage(value: &Json) -> Result<Usage, FactError> {
+    let mut usage = Usage::default();
+    let read = |key: &str| -> Result<Vec<(String, i64)>, FactError> {
+        match value.get(key) {
+            None => Ok(Vec::new()),
+            Some(Json::Object(map)) => map
+                .iter()
+                .map(|(k, v)| {
+                    v.as_i64()
+                        .map(|n| (k.clone(), n))
+                        .ok_or_else(|| error(&format!("usage.{key}.{k}"), "a whole number"))
+                })
+                .collect(),
+            Some(_) => Err(error(
+                &format!("usage.{key}"),
+                "an object of promotion → amount",
+            )),
+        }
+    };
+    usage.budget_used = read("budget_used")?.into_iter().collect();
+    usage.limit_used = read("limit_used")?.into_iter().collect();
+    Ok(usage)
+}
