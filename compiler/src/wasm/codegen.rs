@@ -347,7 +347,6 @@ impl<'a> FnGen<'a> {
         self.scratch_used = mark;
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn quantify(
         &mut self,
         kind: LoopKind,
