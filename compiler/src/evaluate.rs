@@ -167,8 +167,15 @@ pub fn evaluate(
         for value in values {
             let member = match value {
                 Value::String(s) => interner.intern(s),
-                Value::Int(v) | Value::Decimal(v) | Value::Money(v) => *v,
+                Value::Int(v)
+                | Value::Decimal(v)
+                | Value::Money(v)
+                | Value::Percent(v)
+                | Value::Time(v)
+                | Value::Quantity(v, _) => *v,
+                Value::Bool(b) => i64::from(*b),
                 Value::Enum(_, v) => i64::from(*v),
+                // Lists of records or lists cannot be declared as runtime lists.
                 _ => continue,
             };
             lists.insert(*list as u32, member);
