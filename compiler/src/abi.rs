@@ -9,6 +9,7 @@
 use crate::ir::HeaderSlot;
 use crate::numeric::ABSENT;
 use std::collections::HashMap;
+use std::sync::Arc;
 use weir_dsl::checked::{Ruleset, Value};
 use weir_dsl::schema;
 use weir_dsl::types::Type;
@@ -29,29 +30,66 @@ pub enum EncodeError {
     Shape(String),
 }
 
+/// The ids of a module's string table, built once per compiled ruleset and shared by
+/// every evaluation's [`Interner`] (building it per evaluation cost more than encoding
+/// the facts of a small order).
+#[derive(Debug, Clone, Default)]
+pub struct InternTable {
+    ids: HashMap<String, i64>,
+    strings: Vec<String>,
+}
+
+impl InternTable {
+    pub fn new(table: &[String]) -> InternTable {
+        let mut out = InternTable::default();
+        for s in table {
+            if !out.ids.contains_key(s) {
+                out.ids.insert(s.clone(), out.strings.len() as i64);
+                out.strings.push(s.clone());
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+}
+
 /// Strings to ids: the module's literals get the ids of its string table; other
 /// strings met while encoding get fresh ids after them. Equality of ids is equality
 /// of strings, which is all the language can ask of a string.
 #[derive(Debug, Clone, Default)]
 pub struct Interner {
+    base: Arc<InternTable>,
     ids: HashMap<String, i64>,
     strings: Vec<String>,
 }
 
 impl Interner {
+    /// An interner over a string table built for this call alone.
     pub fn new(table: &[String]) -> Interner {
-        let mut interner = Interner::default();
-        for s in table {
-            interner.intern(s);
+        Interner::with_table(Arc::new(InternTable::new(table)))
+    }
+
+    /// An interner over a shared, prebuilt string table (see [`crate::Compiled`]).
+    pub fn with_table(base: Arc<InternTable>) -> Interner {
+        Interner {
+            base,
+            ids: HashMap::new(),
+            strings: Vec::new(),
         }
-        interner
     }
 
     pub fn intern(&mut self, s: &str) -> i64 {
-        if let Some(id) = self.ids.get(s) {
-            return *id;
+        if let Some(id) = self.id(s) {
+            return id;
         }
-        let id = self.strings.len() as i64;
+        let id = (self.base.len() + self.strings.len()) as i64;
         self.ids.insert(s.to_string(), id);
         self.strings.push(s.to_string());
         id
@@ -59,14 +97,16 @@ impl Interner {
 
     /// The id of a string already interned.
     pub fn id(&self, s: &str) -> Option<i64> {
-        self.ids.get(s).copied()
+        self.base.ids.get(s).or_else(|| self.ids.get(s)).copied()
     }
 
     pub fn resolve(&self, id: i64) -> Option<&str> {
-        usize::try_from(id)
-            .ok()
-            .and_then(|i| self.strings.get(i))
-            .map(String::as_str)
+        let index = usize::try_from(id).ok()?;
+        match index.checked_sub(self.base.len()) {
+            None => self.base.strings.get(index),
+            Some(extra) => self.strings.get(extra),
+        }
+        .map(String::as_str)
     }
 }
 
@@ -334,6 +374,16 @@ impl Encoder<'_> {
             Value::Record(entity, _) => self.record_word(*entity, value)?,
         })
     }
+}
+
+/// A copy of an encoded input with its event word (the SOP event index) replaced.
+pub fn with_event(input: &[u8], event: i64) -> Vec<u8> {
+    let mut out = input.to_vec();
+    let at = HeaderSlot::Event.word() as usize * 8;
+    if let Some(word) = out.get_mut(at..at + 8) {
+        word.copy_from_slice(&event.to_le_bytes());
+    }
+    out
 }
 
 /// The record offset of a root in an encoded input (for tests and tools).

@@ -28,6 +28,20 @@ pub trait Engine {
     /// `lists` is a concrete, owned type so that a host that must keep it for the
     /// length of a call (wasmtime's `'static` store data) can.
     fn run(&self, hook: Hook, input: &[u8], lists: &Lists) -> Result<Vec<i64>, EvalFailure>;
+
+    /// Runs every hook call of one evaluation, in order: all of them see the same facts
+    /// (SOP calls differ only in the event word), so an engine may run them in one
+    /// sandbox instance. The first failure stops the evaluation.
+    fn run_all(
+        &self,
+        calls: &[(Hook, &[u8])],
+        lists: &Lists,
+    ) -> Result<Vec<Vec<i64>>, (Hook, EvalFailure)> {
+        calls
+            .iter()
+            .map(|(hook, input)| self.run(*hook, input, lists).map_err(|f| (*hook, f)))
+            .collect()
+    }
 }
 
 /// The reference interpreter as an `Engine`.
@@ -159,9 +173,136 @@ pub fn evaluate(
     context: &Context,
     engine: &dyn Engine,
 ) -> Result<Decisions, EvaluateError> {
+    evaluate_hooks(compiled, ruleset, facts, context, engine, &Hook::ALL)
+}
+
+/// [`evaluate`] restricted to some hooks (e.g. `constraints` once per planned shipment);
+/// the decisions of the others stay `None`/empty.
+pub fn evaluate_hooks(
+    compiled: &Compiled,
+    ruleset: &weir_dsl::checked::Ruleset,
+    facts: &Facts,
+    context: &Context,
+    engine: &dyn Engine,
+    hooks: &[Hook],
+) -> Result<Decisions, EvaluateError> {
+    let prepared = prepare(compiled, ruleset, facts, context)?;
+    let borrowed: Vec<(Hook, &[u8])> = prepared
+        .calls
+        .iter()
+        .filter(|(h, _)| hooks.contains(h))
+        .map(|(h, i)| (*h, i.as_slice()))
+        .collect();
+    let outputs = engine
+        .run_all(&borrowed, &prepared.lists)
+        .map_err(|(hook, failure)| hook_error(hook)(failure))?;
+    let (manifest, input, interner) = (&compiled.manifest, &prepared.input, &prepared.interner);
+
+    let mut decisions = Decisions::default();
+    for ((hook, _), words) in borrowed.iter().zip(outputs) {
+        let hook = *hook;
+        match hook {
+            Hook::Promotions => {
+                let lines = order_lines(compiled, input);
+                let combined = outcome::promotions(&words, manifest, &lines, &context.usage)
+                    .map_err(decode_error(hook))?;
+                decisions.gifts = combined
+                    .gifts
+                    .iter()
+                    .map(|(sku, qty)| (interner.resolve(*sku).unwrap_or("?").to_string(), *qty))
+                    .collect();
+                decisions.promotions = Some(combined);
+            }
+            Hook::Route => {
+                decisions.route = Some(
+                    outcome::route(&words, manifest, facts.locations.len())
+                        .map_err(decode_error(hook))?,
+                );
+                decisions.route_name = manifest.route.as_ref().map(|r| r.name.clone());
+            }
+            Hook::Constraints => {
+                let mode = shipment_mode(ruleset, facts);
+                decisions.constraints =
+                    Some(outcome::constraints(&words, manifest, mode).map_err(decode_error(hook))?);
+            }
+            Hook::Risk => {
+                decisions.risk = Some(outcome::risk(&words, manifest).map_err(decode_error(hook))?);
+            }
+            Hook::SopTriggers => {
+                for name in outcome::sop_triggers(&words, manifest).map_err(decode_error(hook))? {
+                    if !decisions.sops.contains(&name) {
+                        decisions.sops.push(name);
+                    }
+                }
+            }
+        }
+        decisions.raw.push((hook, words));
+    }
+    Ok(decisions)
+}
+
+/// The engine inputs of one evaluation.
+pub struct Prepared {
+    /// Every string met, with the module's string table first.
+    pub interner: Interner,
+    /// The runtime lists, interned.
+    pub lists: Lists,
+    /// The encoded facts.
+    pub input: Vec<u8>,
+    /// The hook calls in order: each hook that has rules, then `sop_triggers` once per
+    /// event some SOP listens to (the facts with that event word).
+    pub calls: Vec<(Hook, Vec<u8>)>,
+}
+
+/// Encodes the facts once and lists the hook calls an evaluation makes.
+pub fn prepare(
+    compiled: &Compiled,
+    ruleset: &weir_dsl::checked::Ruleset,
+    facts: &Facts,
+    context: &Context,
+) -> Result<Prepared, EvaluateError> {
     let manifest = &compiled.manifest;
-    let mut interner = Interner::new(&manifest.strings);
+    let mut interner = compiled.interner();
     let input = abi::encode(ruleset, facts, &mut interner)?;
+    let lists = runtime_lists(context, &mut interner);
+
+    let mut calls = Vec::with_capacity(8);
+    if !manifest.promotions.is_empty() {
+        calls.push((Hook::Promotions, input.clone()));
+    }
+    if manifest.route.is_some() {
+        calls.push((Hook::Route, input.clone()));
+    }
+    if !manifest.constraints.is_empty() {
+        calls.push((Hook::Constraints, input.clone()));
+    }
+    if !manifest.risks.is_empty() || !manifest.decide.is_empty() {
+        calls.push((Hook::Risk, input.clone()));
+    }
+    let mut events: Vec<i64> = Vec::new();
+    for sop in &manifest.sops {
+        if let Some(event) = schema::EVENTS
+            .iter()
+            .position(|(name, _)| *name == sop.event)
+        {
+            if !events.contains(&(event as i64)) {
+                events.push(event as i64);
+            }
+        }
+    }
+    for event in events {
+        calls.push((Hook::SopTriggers, abi::with_event(&input, event)));
+    }
+    Ok(Prepared {
+        interner,
+        lists,
+        input,
+        calls,
+    })
+}
+
+/// The context's runtime lists as interned members.
+fn runtime_lists(context: &Context, interner: &mut Interner) -> Lists {
     let mut lists = Lists::default();
     for (list, values) in &context.lists {
         for value in values {
@@ -181,69 +322,7 @@ pub fn evaluate(
             lists.insert(*list as u32, member);
         }
     }
-    let mut decisions = Decisions::default();
-    if !manifest.promotions.is_empty() {
-        let hook = Hook::Promotions;
-        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
-        let lines = order_lines(compiled, &input);
-        let combined = outcome::promotions(&words, manifest, &lines, &context.usage)
-            .map_err(decode_error(hook))?;
-        decisions.gifts = combined
-            .gifts
-            .iter()
-            .map(|(sku, qty)| (interner.resolve(*sku).unwrap_or("?").to_string(), *qty))
-            .collect();
-        decisions.promotions = Some(combined);
-        decisions.raw.push((hook, words));
-    }
-    if manifest.route.is_some() {
-        let hook = Hook::Route;
-        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
-        decisions.route = Some(
-            outcome::route(&words, manifest, facts.locations.len()).map_err(decode_error(hook))?,
-        );
-        decisions.route_name = manifest.route.as_ref().map(|r| r.name.clone());
-        decisions.raw.push((hook, words));
-    }
-    if !manifest.constraints.is_empty() {
-        let hook = Hook::Constraints;
-        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
-        let mode = shipment_mode(ruleset, facts);
-        decisions.constraints =
-            Some(outcome::constraints(&words, manifest, mode).map_err(decode_error(hook))?);
-        decisions.raw.push((hook, words));
-    }
-    if !manifest.risks.is_empty() || !manifest.decide.is_empty() {
-        let hook = Hook::Risk;
-        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
-        decisions.risk = Some(outcome::risk(&words, manifest).map_err(decode_error(hook))?);
-        decisions.raw.push((hook, words));
-    }
-    let mut events: Vec<i64> = Vec::new();
-    for sop in &manifest.sops {
-        if let Some(event) = schema::EVENTS
-            .iter()
-            .position(|(name, _)| *name == sop.event)
-        {
-            if !events.contains(&(event as i64)) {
-                events.push(event as i64);
-            }
-        }
-    }
-    for event in events {
-        let hook = Hook::SopTriggers;
-        let mut facts = facts.clone();
-        facts.event = event;
-        let input = abi::encode(ruleset, &facts, &mut interner)?;
-        let words = engine.run(hook, &input, &lists).map_err(hook_error(hook))?;
-        for name in outcome::sop_triggers(&words, manifest).map_err(decode_error(hook))? {
-            if !decisions.sops.contains(&name) {
-                decisions.sops.push(name);
-            }
-        }
-        decisions.raw.push((hook, words));
-    }
-    Ok(decisions)
+    lists
 }
 
 fn shipment_mode(ruleset: &weir_dsl::checked::Ruleset, facts: &Facts) -> u32 {

@@ -14,7 +14,8 @@ use weir_dsl::types::Type;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub rule: String,
-    /// `order.subtotal`, or `orders(customer.device, 3600 s)` for a counter.
+    /// `order.subtotal`, or `orders(customer.device, 3600 s)` /
+    /// `customers(order.address, 2592000 s)` for a counter.
     pub path: String,
     /// The value as text (`¥299.00`, `30 km`, `none`).
     pub value: String,
@@ -144,7 +145,7 @@ fn describe_path(e: &TExpr, ruleset: &Ruleset) -> String {
     match &e.kind {
         TExprKind::Velocity(i) => ruleset.velocities.get(*i).map_or_else(
             || "orders(...)".to_string(),
-            |v| format!("orders({}, {} s)", v.key_path, v.window_seconds),
+            |v| format!("{}({}, {} s)", v.kind.name(), v.key_path, v.window_seconds),
         ),
         _ => weir_dsl::check::field_path(e, &ruleset.schema).unwrap_or_else(|| "?".to_string()),
     }

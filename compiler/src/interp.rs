@@ -313,13 +313,20 @@ pub fn compare(op: Cmp, x: i64, y: i64) -> bool {
     }
 }
 
-/// Which hook to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The hooks a ruleset module exports: each is a function
+/// `(input_ptr: i32, input_len: i32) -> i64` named by [`Hook::export_name`]. The one
+/// definition shared by the interpreter, the code generator and the wasmtime host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Hook {
+    /// `promotions`
     Promotions,
+    /// `route`
     Route,
+    /// `constraints`
     Constraints,
+    /// `risk`
     Risk,
+    /// `sop_triggers`
     SopTriggers,
 }
 
@@ -340,6 +347,19 @@ impl Hook {
             Hook::Risk => "risk",
             Hook::SopTriggers => "sop_triggers",
         }
+    }
+
+    /// The hook exported under `name`, if any.
+    pub fn from_export_name(name: &str) -> Option<Hook> {
+        Hook::ALL
+            .into_iter()
+            .find(|hook| hook.export_name() == name)
+    }
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.export_name())
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod evaluate;
 pub mod explain;
+pub mod facts;
 pub mod fold;
 pub mod interp;
 pub mod ir;
@@ -26,15 +27,30 @@ pub use lower::CompileError;
 pub struct Compiled {
     pub program: ir::Program,
     pub manifest: manifest::Manifest,
+    /// The manifest's string table as interner ids, built once.
+    pub strings: std::sync::Arc<abi::InternTable>,
+}
+
+impl Compiled {
+    pub fn new(program: ir::Program, manifest: manifest::Manifest) -> Compiled {
+        let strings = std::sync::Arc::new(abi::InternTable::new(&manifest.strings));
+        Compiled {
+            program,
+            manifest,
+            strings,
+        }
+    }
+
+    /// An interner for one evaluation, over the prebuilt string table.
+    pub fn interner(&self) -> abi::Interner {
+        abi::Interner::with_table(self.strings.clone())
+    }
 }
 
 /// Lowers and optimises a checked ruleset.
 pub fn compile(ruleset: &weir_dsl::checked::Ruleset) -> Result<Compiled, CompileError> {
     let (program, manifest) = lower::lower(ruleset)?;
-    Ok(Compiled {
-        program: fold::optimise(program),
-        manifest,
-    })
+    Ok(Compiled::new(fold::optimise(program), manifest))
 }
 
 /// Lowers, optimises and compiles a checked ruleset to a validated WebAssembly module

@@ -182,6 +182,7 @@ pub fn lower(ruleset: &Ruleset) -> Result<(Program, Manifest), CompileError> {
             .velocities
             .iter()
             .map(|v| Need {
+                kind: v.kind,
                 key_path: v.key_path.clone(),
                 window_seconds: v.window_seconds,
             })

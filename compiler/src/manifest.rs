@@ -3,6 +3,7 @@
 //! what the host must fetch before evaluation (counters, runtime lists). It travels
 //! with the module (a custom section) so a host needs nothing else to run it.
 
+pub use weir_dsl::checked::CounterKind;
 use weir_dsl::checked::{Decision, Step};
 
 /// What a promotion's action outputs, so the host can read it.
@@ -59,9 +60,13 @@ pub struct SopMeta {
     pub escalate: Option<String>,
 }
 
-/// A counter the host fetches before evaluation: orders with the same key in a window.
+/// A counter the host fetches before evaluation, over the orders placed before this one
+/// whose `key_path` value equals this order's, within the last `window_seconds`:
+/// `Orders` counts those orders, `Customers` the distinct `customer.id`s among them.
+/// Each distinct (kind, key path, window) is one counter slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Need {
+    pub kind: CounterKind,
     pub key_path: String,
     pub window_seconds: i64,
 }

@@ -91,7 +91,9 @@ pub fn facts_of(test: &Test, compiled: &Compiled) -> Facts {
             test.counters
                 .iter()
                 .find(|(key, _)| {
-                    key.key_path == need.key_path && key.window_seconds == need.window_seconds
+                    key.kind == need.kind
+                        && key.key_path == need.key_path
+                        && key.window_seconds == need.window_seconds
                 })
                 .map_or(0, |(_, count)| *count)
         })

@@ -43,7 +43,7 @@ fn passes(text: &str) {
 
 #[test]
 fn the_beauty_example_passes_its_tests() {
-    passes(include_str!("../../rulesets/beauty_flagship/rules.weir"));
+    passes(include_str!("../../rulesets/beauty/rules.weir"));
 }
 
 const PRELUDE: &str =
@@ -224,6 +224,89 @@ test \"absent device is never in a list\" {
 }
 ",
     );
+}
+
+#[test]
+fn customers_counts_fire_at_the_threshold_beside_orders_counts() {
+    // `customers` and `orders` on the same key and window are two slots: a test that
+    // gives one leaves the other at 0, and each rule reads only its own.
+    let text = "ruleset t currency CNY
+
+risk many_accounts {
+  when customers(order.address, 30 d) >= 4
+  score 40 reason \"4 or more accounts ordered to this address\"
+}
+
+risk busy_address {
+  when orders(order.address, 30 d) >= 4
+  score 10 reason \"4 or more orders to this address\"
+}
+
+risk device {
+  when orders(customer.device, 1 h) > 5
+  score 1
+}
+
+decide risk {
+  score >= 40 => review
+  else => accept
+}
+
+test \"4 customers: fires\" {
+  given { order: { address: \"a-1\" } }
+  counter customers(order.address, 30 d) = 4
+  expect risk score 40
+  expect risk review
+  expect fired many_accounts
+  expect not fired busy_address
+}
+
+test \"3 customers: does not fire\" {
+  given { order: { address: \"a-1\" } }
+  counter customers(order.address, 30 d) = 3
+  expect risk score 0
+  expect not fired many_accounts
+}
+
+test \"4 orders from 1 customer: only the orders counter fires\" {
+  given { order: { address: \"a-1\" } }
+  counter orders(order.address, 30 d) = 4
+  counter customers(order.address, 30 d) = 1
+  expect risk score 10
+  expect fired busy_address
+  expect not fired many_accounts
+}
+
+test \"all three\" {
+  given { order: { address: \"a-1\" }, customer: { device: \"d-1\" } }
+  counter orders(customer.device, 1 h) = 6
+  counter customers(order.address, 30 d) = 5
+  counter orders(order.address, 30 d) = 7
+  expect risk score 51
+  expect fired device
+}
+";
+    passes(text);
+    let r = ruleset(text);
+    let compiled = weir_compiler::compile(&r).unwrap();
+    let needs: Vec<(&str, &str, i64)> = compiled
+        .manifest
+        .velocities
+        .iter()
+        .map(|n| (n.kind.name(), n.key_path.as_str(), n.window_seconds))
+        .collect();
+    assert_eq!(
+        needs,
+        vec![
+            ("customers", "order.address", 2_592_000),
+            ("orders", "order.address", 2_592_000),
+            ("orders", "customer.device", 3600),
+        ]
+    );
+    // The slots as the interpreter reads them: one test's facts, slot by slot.
+    let test = &r.tests[3];
+    let facts = weir_compiler::testing::facts_of(test, &compiled);
+    assert_eq!(facts.counters, vec![5, 7, 6]);
 }
 
 #[test]
@@ -428,6 +511,85 @@ test \"never more than the line\" {{
     order: {{ items: [{{ sku: \"T\", category: \"tools\", qty: 2, price: ¥3 }}] }}
   }}
   expect discount ¥6
+}}
+"
+    ));
+}
+
+#[test]
+fn tables_keyed_by_order_line_fields_decide_per_line() {
+    passes(&format!(
+        "{PRELUDE}
+table member_rate(customer.tier, item.category) -> percent {{
+  gold, \"skincare\" => 10%
+  gold, \"makeup\"   => 5%
+  _,    _          => 0%
+}}
+
+table min_shelf_life(item.category) -> duration {{
+  \"dairy\" => 3 d
+  _       => 1 d
+}}
+
+promotion member_price {{
+  when any(item in order.items where member_rate(customer.tier, item.category) > 0%)
+  then discount items where member_rate(customer.tier, item.category) > 0% by member_rate(customer.tier, item.category)
+}}
+
+constraint short_dated {{
+  when any(line in shipment.items where line.cold_chain and now + location.eta + min_shelf_life(line.category) > 2026-03-17T18:00:00+08:00)
+  block \"less shelf life left than the category needs\"
+}}
+
+test \"each line gets its own category's rate\" {{
+  given {{
+    customer: {{ tier: gold }},
+    order: {{
+      items: [
+        {{ sku: \"S\", category: \"skincare\", qty: 1, price: ¥200 }},
+        {{ sku: \"M\", category: \"makeup\", qty: 2, price: ¥50 }},
+        {{ sku: \"F\", category: \"fragrance\", qty: 1, price: ¥500 }}
+      ]
+    }}
+  }}
+  expect discount ¥25
+  expect fired member_price
+}}
+
+test \"no line has a rate\" {{
+  given {{
+    customer: {{ tier: basic }},
+    order: {{ items: [{{ sku: \"S\", category: \"skincare\", qty: 1, price: ¥200 }}] }}
+  }}
+  expect no discount
+  expect not fired member_price
+}}
+
+test \"dairy needs three days, other lines one\" {{
+  given {{
+    now: 2026-03-14T17:30:00+08:00,
+    shipment: {{ items: [{{ sku: \"MILK\", category: \"dairy\", cold_chain: true }}] }},
+    location: {{ eta: 30 min }}
+  }}
+  expect no block
+}}
+
+test \"dairy one second later is short-dated\" {{
+  given {{
+    now: 2026-03-14T17:30:01+08:00,
+    shipment: {{ items: [{{ sku: \"MILK\", category: \"dairy\", cold_chain: true }}] }},
+    location: {{ eta: 30 min }}
+  }}
+  expect blocked
+}}
+
+test \"a one-day category is fine then\" {{
+  given {{
+    now: 2026-03-14T17:30:01+08:00,
+    shipment: {{ items: [{{ sku: \"SALAD\", category: \"greens\", cold_chain: true }}] }},
+    location: {{ eta: 30 min }}
+  }}
+  expect no block
 }}
 "
     ));

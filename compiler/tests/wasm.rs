@@ -229,7 +229,7 @@ fn build(text: &str) -> Built {
     }
 }
 
-const BEAUTY: &str = include_str!("../../rulesets/beauty_flagship/rules.weir");
+const BEAUTY: &str = include_str!("../../rulesets/beauty/rules.weir");
 const RICH: &str = include_str!("wasm_rulesets/rich.weir");
 
 fn rich() -> &'static Built {
@@ -386,20 +386,123 @@ fn manifest_section_is_versioned_json() {
             }
         }
     }
-    let json: serde_json::Value = serde_json::from_slice(&section.unwrap()).unwrap();
+    let section = section.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&section).unwrap();
     assert_eq!(json["format"], "weir.manifest");
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
     assert_eq!(json["ruleset"], "beauty_flagship");
     assert_eq!(json["decide"][0], "reject");
     assert_eq!(
         json["promotions"][0]["actions"][0]["kind"],
         "discount_order"
     );
-    let newer = br#"{"format":"weir.manifest","version":2}"#;
+    assert_eq!(json["velocities"][0]["kind"], "orders");
+    assert_eq!(json["velocities"][0]["key_path"], "customer.device");
+    let newer = br#"{"format":"weir.manifest","version":3}"#;
     assert!(matches!(
         weir_compiler::wasm::manifest::decode(newer),
-        Err(weir_compiler::wasm::ManifestError::Version { version: 2, .. })
+        Err(weir_compiler::wasm::ManifestError::Version { version: 3, .. })
     ));
+    let older = br#"{"format":"weir.manifest","version":0}"#;
+    assert!(matches!(
+        weir_compiler::wasm::manifest::decode(older),
+        Err(weir_compiler::wasm::ManifestError::Version { version: 0, .. })
+    ));
+    // Version 1 had no counter `kind`: every counter counted orders.
+    let mut v1 = json.clone();
+    v1["version"] = 1.into();
+    for need in v1["velocities"].as_array_mut().unwrap() {
+        need.as_object_mut().unwrap().remove("kind");
+    }
+    let read = weir_compiler::wasm::manifest::decode(&serde_json::to_vec(&v1).unwrap()).unwrap();
+    let written = weir_compiler::wasm::manifest::decode(&section).unwrap();
+    assert_eq!(read, written);
+    assert!(read
+        .velocities
+        .iter()
+        .all(|need| need.kind == weir_compiler::manifest::CounterKind::Orders));
+}
+
+const COUNTERS: &str = r#"ruleset counters currency CNY
+
+risk busy_address {
+  when orders(order.address, 30 d) >= 10
+  score 10 reason "many orders to one address"
+}
+
+risk many_accounts {
+  when customers(order.address, 30 d) >= 4
+  score 40 reason "many accounts at one address"
+}
+
+risk device {
+  when orders(customer.device, 1 h) > 5
+  score 1
+}
+
+test "four accounts, three orders" {
+  given { order: { address: "a-1" } }
+  counter customers(order.address, 30 d) = 4
+  counter orders(order.address, 30 d) = 3
+  expect risk score 40
+  expect fired many_accounts
+  expect not fired busy_address
+}
+
+test "three accounts, ten orders" {
+  given { order: { address: "a-1" } }
+  counter customers(order.address, 30 d) = 3
+  counter orders(order.address, 30 d) = 10
+  expect risk score 10
+  expect fired busy_address
+  expect not fired many_accounts
+}
+"#;
+
+#[test]
+fn customers_and_orders_counters_are_separate_slots_on_both_engines() {
+    use weir_compiler::manifest::CounterKind;
+    let built = build(COUNTERS);
+    let needs: Vec<(CounterKind, &str, i64)> = built
+        .compiled
+        .manifest
+        .velocities
+        .iter()
+        .map(|n| (n.kind, n.key_path.as_str(), n.window_seconds))
+        .collect();
+    assert_eq!(
+        needs,
+        vec![
+            (CounterKind::Orders, "order.address", 2_592_000),
+            (CounterKind::Customers, "order.address", 2_592_000),
+            (CounterKind::Orders, "customer.device", 3600),
+        ]
+    );
+    let bytes = weir_compiler::build(&built.ruleset).unwrap().1;
+    assert_eq!(
+        weir_compiler::wasm::read_manifest(&bytes).unwrap(),
+        built.compiled.manifest
+    );
+    assert!(test_blocks_agree(&built) > 0);
+    // Slot by slot: only the customers slot (1) at 4 fires `many_accounts`.
+    let r = &built.ruleset;
+    for (counters, score) in [
+        (vec![0, 4, 0], 40),
+        (vec![4, 3, 0], 0),
+        (vec![10, 4, 6], 51),
+    ] {
+        let facts = Facts {
+            order: Some(rec(r, schema::ORDER, &[("address", s("a-1"))])),
+            counters,
+            ..Facts::default()
+        };
+        let (input, lists) = encode(&built, &facts, &[]).unwrap();
+        let results = both(&built.compiled, &built.wasm, &input, &lists);
+        let risk = Hook::ALL.iter().position(|h| *h == Hook::Risk).unwrap();
+        let words = results[risk].as_ref().unwrap();
+        // `n`, then `fired, points` per rule, then the total.
+        assert_eq!(words[1 + 2 * words[0] as usize], score, "{words:?}");
+    }
 }
 
 // ------------------------------------------------------------------------ beauty
@@ -1654,7 +1757,7 @@ proptest! {
         inputs in proptest::collection::vec(arb_input(), 1..6),
         members in proptest::collection::vec((0u32..3, -3i64..12), 0..6),
     ) {
-        let compiled = Compiled { program: program_of(&irs, rejects), manifest: any_manifest() };
+        let compiled = Compiled::new(program_of(&irs, rejects), any_manifest());
         let bytes = weir_compiler::wasm::emit(&compiled).unwrap();
         let wasm = Wasm::new(&bytes);
         let mut lists = Lists::default();
@@ -1763,10 +1866,7 @@ fn agree_on_each(values: &[Ir]) -> usize {
         item_stride: 8,
         location_stride: 8,
     };
-    let compiled = Compiled {
-        program,
-        manifest: any_manifest(),
-    };
+    let compiled = Compiled::new(program, any_manifest());
     let wasm = Wasm::new(&weir_compiler::wasm::emit(&compiled).unwrap());
     let mut traps = 0;
     for (i, value) in values.iter().enumerate() {

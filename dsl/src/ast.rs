@@ -278,7 +278,7 @@ pub struct Test {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TestClause {
     Given(Value),
-    /// `counter orders(customer.device, 1 h) = 6`
+    /// `counter orders(customer.device, 1 h) = 6`, `counter customers(order.address, 30 d) = 4`
     Counter {
         call: Expr,
         value: Value,

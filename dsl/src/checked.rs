@@ -148,7 +148,8 @@ pub enum TExprKind {
     Default(Box<TExpr>, Box<TExpr>),
     Min(Box<TExpr>, Box<TExpr>),
     Max(Box<TExpr>, Box<TExpr>),
-    /// `orders(key, window)`: a counter the host fetches before evaluation.
+    /// `orders(key, window)` or `customers(key, window)`: a counter the host fetches
+    /// before evaluation.
     Velocity(VelocityId),
     TableCall(TableId, Vec<TExpr>),
     /// The summed risk score, inside `decide risk`.
@@ -169,9 +170,39 @@ pub struct ListInfo {
     pub origin: Origin,
 }
 
-/// A counter the module asks the host for: orders keyed by a fact field in a window.
+/// What a counter counts, among the earlier orders whose key equals this order's key
+/// within the window (the order being evaluated is never among them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CounterKind {
+    /// `orders(KEY, WINDOW)`: how many such orders.
+    #[default]
+    Orders,
+    /// `customers(KEY, WINDOW)`: how many distinct customers (`customer.id`) placed them.
+    Customers,
+}
+
+impl CounterKind {
+    pub const ALL: [CounterKind; 2] = [CounterKind::Orders, CounterKind::Customers];
+
+    /// The function name: `orders` or `customers`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CounterKind::Orders => "orders",
+            CounterKind::Customers => "customers",
+        }
+    }
+
+    /// The kind a function name calls, if it is a counter function.
+    pub fn from_name(name: &str) -> Option<CounterKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A counter the module asks the host for: orders (or their distinct customers) keyed
+/// by a fact field in a window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Velocity {
+    pub kind: CounterKind,
     /// The key as written, e.g. `customer.device`.
     pub key_path: String,
     pub key: TExpr,
@@ -370,9 +401,10 @@ pub struct Test {
     pub origin: Origin,
 }
 
-/// How a test names a counter: the key path and the window.
+/// How a test names a counter: its kind, the key path and the window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VelocityKey {
+    pub kind: CounterKind,
     pub key_path: String,
     pub window_seconds: i64,
 }

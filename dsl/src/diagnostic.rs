@@ -83,7 +83,7 @@ codes! {
     UnknownVariant = "E0103", Error, "unknown enum variant",
         "The value is not one of the variants of the enum it is compared with. The help line lists the variants that exist.";
     UnknownFunction = "E0104", Error, "unknown function or table",
-        "Calls are to built-in functions (`orders`, `default`, `min`, `max`) or to tables declared in the ruleset.";
+        "Calls are to built-in functions (`orders`, `customers`, `default`, `min`, `max`) or to tables declared in the ruleset.";
     UnknownRule = "E0105", Error, "unknown rule",
         "A test refers to a rule that the ruleset does not declare.";
     Duplicate = "E0106", Error, "duplicate declaration",

@@ -127,7 +127,7 @@ pub enum Context {
     Risk,
     /// `decide risk`: only `score`.
     Decide,
-    /// Table key columns: any fact (only their types matter).
+    /// Table key columns: any fact, and `item` for an order line (only their types matter).
     TableKey,
     /// Table values, attribute defaults, patterns: constants only.
     Constant,

@@ -187,6 +187,97 @@ fn facts_follow_the_rule_kind() {
 }
 
 #[test]
+fn customers_checks_like_orders() {
+    assert_eq!(
+        codes_in("risk", "customers(order.address, 30 d) >= 4"),
+        vec![]
+    );
+    assert_eq!(
+        codes_in("risk", "customers(customer.device, 1 h) > 2"),
+        vec![]
+    );
+    assert_eq!(
+        codes_in("risk", "customers(order.address, 30 d) + 1 > 2"),
+        vec![]
+    );
+    for kind in ["promotion", "constraint", "route"] {
+        assert_eq!(
+            codes_in(kind, "customers(order.address, 30 d) >= 4"),
+            vec![Code::FactNotAvailable],
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        codes_in("risk", "customers(order.address, 30) >= 4"),
+        vec![Code::MissingUnit]
+    );
+    assert_eq!(
+        codes_in("risk", "customers(order.address, 0 d) >= 4"),
+        vec![Code::OutOfRange]
+    );
+    assert_eq!(
+        codes_in(
+            "risk",
+            "customers(order.address, order.placed_at - now) >= 4"
+        ),
+        vec![Code::TypeMismatch]
+    );
+    assert_eq!(
+        codes_in("risk", "customers(order.subtotal, 30 d) >= 4"),
+        vec![Code::TypeMismatch]
+    );
+    assert_eq!(
+        codes_in("risk", "customers(\"addr\", 30 d) >= 4"),
+        vec![Code::TypeMismatch]
+    );
+    assert_eq!(
+        codes_in("risk", "customers(order.address) >= 4"),
+        vec![Code::WrongArgCount]
+    );
+    // Every diagnostic is the one `orders` gets in the same place.
+    for condition in [
+        "F(order.address, 30 d) >= ¥4",
+        "F(order.address, 30 d) == true",
+        "F(order.address, 30 d)",
+        "F(order.address, 30 d) > 1.5",
+        "F(customer.phone, 30 d) > 1",
+        "F(customer.id, 2 h) > 1",
+        "F(order.channel, 2 h) > 1",
+        "F(customer.account_age, 2 h) > 1",
+        "F(order.address, 30 d, 1) > 1",
+        "F(order.address, -1 d) > 1",
+        "F(order.address, 1 kg) > 1",
+        "F(nothing.here, 1 d) > 1",
+    ] {
+        let orders = codes_in("risk", &condition.replace('F', "orders"));
+        let customers = codes_in("risk", &condition.replace('F', "customers"));
+        assert_eq!(customers, orders, "{condition}");
+    }
+    assert_eq!(
+        codes_in("risk", "customers(order.address, 30 d) == true"),
+        vec![Code::BadComparison]
+    );
+}
+
+#[test]
+fn counter_messages_name_the_function() {
+    let out = check(&[SourceText {
+        name: "t.weir".into(),
+        text: "ruleset t currency CNY\npromotion p {\n  when customers(order.address, 30 d) > 3\n  then discount order ¥1\n}\n".into(),
+    }]);
+    let d = &out.diagnostics[0];
+    assert_eq!(d.code, Code::FactNotAvailable);
+    assert_eq!(
+        d.message,
+        "customer counters are not available in a promotion"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("use `customers(...)` in risk rules")
+    );
+}
+
+#[test]
 fn arithmetic_table() {
     ok("1 + 2 * 3 == 7");
     ok("1 / 2 == 0.5");
@@ -289,6 +380,79 @@ fn velocities_are_collected_for_the_manifest() {
 }
 
 #[test]
+fn each_kind_key_and_window_is_one_counter() {
+    use weir_dsl::checked::CounterKind::{Customers, Orders};
+    let r = checked(
+        "ruleset t currency CNY\n\
+         risk a { when customers(order.address, 30 d) >= 4 score 40 }\n\
+         risk b { when orders(order.address, 30 d) >= 4 or customers(order.address, 720 h) > 9 score 20 }\n\
+         risk c { when customers(order.address, 1 d) > 1 or customers(customer.phone, 30 d) > 1 score 5 }\n\
+         decide risk { score >= 50 => review else => accept }\n\
+         test \"t\" {\n  counter customers(order.address, 30 d) = 4\n  counter orders(order.address, 30 d) = 2\n  expect risk score 40\n}\n",
+    );
+    let needs: Vec<_> = r
+        .velocities
+        .iter()
+        .map(|v| (v.kind, v.key_path.as_str(), v.window_seconds))
+        .collect();
+    assert_eq!(
+        needs,
+        vec![
+            (Customers, "order.address", 2_592_000),
+            (Orders, "order.address", 2_592_000),
+            (Customers, "order.address", 86_400),
+            (Customers, "customer.phone", 2_592_000),
+        ]
+    );
+    let counters: Vec<_> = r.tests[0]
+        .counters
+        .iter()
+        .map(|(k, n)| (k.kind, k.key_path.as_str(), k.window_seconds, *n))
+        .collect();
+    assert_eq!(
+        counters,
+        vec![
+            (Customers, "order.address", 2_592_000, 4),
+            (Orders, "order.address", 2_592_000, 2),
+        ]
+    );
+}
+
+#[test]
+fn test_counters_are_orders_or_customers() {
+    let text = |counter: &str| {
+        format!(
+            "ruleset t currency CNY\n\
+             risk a {{ when customers(order.address, 30 d) >= 4 score 40 }}\n\
+             test \"t\" {{\n  {counter}\n  expect risk score 40\n}}\n"
+        )
+    };
+    let codes = |counter: &str| -> Vec<Code> {
+        check(&[SourceText {
+            name: "t.weir".into(),
+            text: text(counter),
+        }])
+        .diagnostics
+        .into_iter()
+        .map(|d| d.code)
+        .collect()
+    };
+    assert_eq!(codes("counter customers(order.address, 30 d) = 4"), vec![]);
+    assert_eq!(
+        codes("counter accounts(order.address, 30 d) = 4"),
+        vec![Code::BadFact]
+    );
+    assert_eq!(
+        codes("counter customers(order.address, 30) = 4"),
+        vec![Code::TypeMismatch]
+    );
+    assert_eq!(
+        codes("counter customers(order.address, 30 d) = \"4\""),
+        vec![Code::BadFact]
+    );
+}
+
+#[test]
 fn attribute_defaults_fill_the_defaults_table() {
     let r = checked(
         "ruleset t currency CNY\n\
@@ -356,4 +520,98 @@ fn files_of_one_ruleset_see_each_other() {
         .diagnostics
         .iter()
         .any(|d| d.code == Code::HeaderConflict && d.file == 1));
+}
+
+fn codes_of(text: &str) -> Vec<Code> {
+    check(&[SourceText {
+        name: "t.weir".into(),
+        text: text.to_string(),
+    }])
+    .diagnostics
+    .into_iter()
+    .map(|d| d.code)
+    .collect()
+}
+
+#[test]
+fn a_table_column_may_be_an_order_line_field() {
+    // Keyed by `item.category` and `item.weight`, called per line inside quantifiers
+    // and item discounts.
+    let text = "ruleset t currency CNY
+attribute customer.tier: enum(basic, gold) = basic
+
+table min_shelf_life(item.category) -> duration {
+  \"dairy\" => 3 d
+  _       => 1 d
+}
+
+table member_rate(customer.tier, item.category, item.weight) -> percent {
+  gold, \"skincare\", < 1 kg => 10%
+  _,    _,          _      => 0%
+}
+
+constraint fresh_enough {
+  when any(item in shipment.items where now + min_shelf_life(item.category) > now + location.eta)
+  block \"short-dated\"
+}
+
+promotion member {
+  when any(line in order.items where member_rate(customer.tier, line.category, line.weight) > 0%)
+  then discount items by member_rate(customer.tier, item.category, item.weight)
+}
+";
+    let r = checked(text);
+    assert_eq!(r.tables.len(), 2);
+    assert_eq!(r.tables[0].keys, vec![weir_dsl::types::Type::String]);
+    assert_eq!(
+        r.tables[1].keys[2],
+        weir_dsl::types::Type::Quantity(Dimension::Mass)
+    );
+}
+
+#[test]
+fn an_order_line_column_keeps_the_usual_checks() {
+    let table = |header: &str, call: &str| {
+        format!(
+            "ruleset t currency CNY
+table t({header}) -> int {{
+  _ => 1
+}}
+promotion p {{
+  when any(item in order.items where {call} > 0)
+  then discount order ¥1
+}}
+"
+        )
+    };
+    // An unknown line field, with the usual suggestion.
+    assert_eq!(
+        codes_of(&table("item.categry", "t(item.category)")),
+        vec![Code::UnknownField]
+    );
+    // The argument must fit the column's type.
+    assert_eq!(
+        codes_of(&table("item.category", "t(item.qty)")),
+        vec![Code::BadComparison]
+    );
+    // Only `item` names a line in a header; other names are still unknown.
+    assert_eq!(
+        codes_of(&table("line.category", "t(item.category)")),
+        vec![Code::UnknownName]
+    );
+    // Outside the header `item` still needs a quantifier.
+    assert_eq!(
+        codes_of(
+            "ruleset t currency CNY
+table t(item.category) -> int {
+  _ => 1
+}
+promotion p {
+  when t(item.category) > 0
+  then discount order ¥1
+}
+"
+        ),
+        vec![Code::UnknownName]
+    );
 }

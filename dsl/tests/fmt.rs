@@ -91,10 +91,7 @@ fn items_without_spans(items: &[Item]) -> String {
 
 #[test]
 fn beauty_flagship() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../rulesets/beauty_flagship/rules.weir"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rulesets/beauty/rules.weir");
     let text = std::fs::read_to_string(path).unwrap();
     let once = fmt(&text);
     insta::assert_snapshot!("beauty_flagship", once);
@@ -1684,7 +1681,7 @@ proptest! {
     /// The example file with a piece cut out or a token pasted in.
     #[test]
     fn damaged_example_never_panics(cut in any::<(Index, Index)>(), paste in token(), at in any::<Index>()) {
-        let text = include_str!("../../rulesets/beauty_flagship/rules.weir");
+        let text = include_str!("../../rulesets/beauty/rules.weir");
         let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
         let (a, b) = (*cut.0.get(&boundaries), *cut.1.get(&boundaries));
         let (from, to) = (a.min(b), a.max(b).min(a.min(b) + 40));

@@ -11,7 +11,7 @@
 use proptest::prelude::*;
 use weir_dsl::{check, decode_utf8, fmt::format_file, Code, SourceText};
 
-const EXAMPLE: &str = include_str!("../../rulesets/beauty_flagship/rules.weir");
+const EXAMPLE: &str = include_str!("../../rulesets/beauty/rules.weir");
 
 fn codes(text: &str) -> Vec<Code> {
     check(&[SourceText {

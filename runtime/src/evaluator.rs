@@ -2,7 +2,7 @@
 //! so `weir test`, `weir eval` and the differential tests run it exactly like the
 //! reference interpreter.
 
-use crate::engine::{EvalErrorKind, Hook, ListLookup, LoadedModule};
+use crate::engine::{CallOutput, EvalError, EvalErrorKind, ListLookup, LoadedModule};
 use weir_compiler::evaluate::{Engine, EvalFailure, Lists};
 use weir_compiler::interp;
 
@@ -13,17 +13,8 @@ impl ListLookup for Lists {
     }
 }
 
-fn hook_of(hook: interp::Hook) -> Hook {
-    match hook {
-        interp::Hook::Promotions => Hook::Promotions,
-        interp::Hook::Route => Hook::Route,
-        interp::Hook::Constraints => Hook::Constraints,
-        interp::Hook::Risk => Hook::Risk,
-        interp::Hook::SopTriggers => Hook::SopTriggers,
-    }
-}
-
-/// Runs hooks in a compiled module; every call gets a fresh instance.
+/// Runs hooks in a compiled module: one fresh instance per evaluation (`run_all`), or
+/// per call (`run`).
 pub struct WasmEngine<'a> {
     pub module: &'a LoadedModule,
 }
@@ -39,14 +30,38 @@ impl Engine for WasmEngine<'_> {
         input: &[u8],
         lists: &Lists,
     ) -> Result<Vec<i64>, EvalFailure> {
-        let output =
-            self.module
-                .call(hook_of(hook), input, lists)
-                .map_err(|error| match error.kind {
-                    EvalErrorKind::Trap(_) => EvalFailure::Trap(error.to_string()),
-                    _ => EvalFailure::Engine(error.to_string()),
-                })?;
-        if output.bytes.len() % 8 != 0 {
+        let output = self.module.call(hook, input, lists).map_err(failure)?;
+        self.words(hook, &output)
+    }
+
+    fn run_all(
+        &self,
+        calls: &[(interp::Hook, &[u8])],
+        lists: &Lists,
+    ) -> Result<Vec<Vec<i64>>, (interp::Hook, EvalFailure)> {
+        let outputs = self
+            .module
+            .call_all(calls, lists)
+            .map_err(|error| (error.hook, failure(error)))?;
+        calls
+            .iter()
+            .zip(&outputs)
+            .map(|((hook, _), output)| self.words(*hook, output).map_err(|f| (*hook, f)))
+            .collect()
+    }
+}
+
+fn failure(error: EvalError) -> EvalFailure {
+    match error.kind {
+        EvalErrorKind::Trap(_) => EvalFailure::Trap(error.to_string()),
+        _ => EvalFailure::Engine(error.to_string()),
+    }
+}
+
+impl WasmEngine<'_> {
+    /// The output bytes as words; a ragged output is the module's fault.
+    fn words(&self, hook: interp::Hook, output: &CallOutput) -> Result<Vec<i64>, EvalFailure> {
+        if !output.bytes.len().is_multiple_of(8) {
             return Err(EvalFailure::Engine(format!(
                 "ruleset `{}` hook `{}` returned {} bytes, not whole words",
                 self.module.ruleset(),

@@ -409,6 +409,87 @@ fn state_does_not_leak_between_calls() {
     }
 }
 
+/// Bumps a global on every call and returns it: shows which calls share an instance.
+fn counter_wat() -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global (export "input_base") i32 (i32.const 64))
+  (global $count (mut i32) (i32.const 0))
+  {PACK}
+  (func $bump (param i32 i32) (result i64)
+    (global.set $count (i32.add (global.get $count) (i32.const 1)))
+    (i32.store (i32.const 0) (global.get $count))
+    (call $pack (i32.const 0) (i32.const 4)))
+  (export "promotions" (func $bump))
+  (export "route" (func $bump))
+  (export "sop_triggers" (func $bump)))"#
+    )
+}
+
+#[test]
+fn call_all_runs_one_evaluation_in_one_instance_and_the_next_starts_fresh() {
+    let engine = engine();
+    let module = load(&engine, "beauty", &counter_wat());
+    let calls: [(Hook, &[u8]); 3] = [
+        (Hook::Promotions, b""),
+        (Hook::Route, b""),
+        (Hook::SopTriggers, b""),
+    ];
+    for _ in 0..3 {
+        let outputs = module.call_all(&calls, &NoLists).unwrap();
+        let counts: Vec<i32> = outputs
+            .iter()
+            .map(|o| i32::from_le_bytes(o.bytes.clone().try_into().unwrap()))
+            .collect();
+        // Shared within the evaluation, never across evaluations.
+        assert_eq!(counts, [1, 2, 3]);
+        assert!(outputs.iter().all(|o| o.fuel_used > 0));
+    }
+    assert!(module.call_all(&[], &NoLists).unwrap().is_empty());
+}
+
+#[test]
+fn call_all_gives_each_call_its_own_input_and_fuel() {
+    let engine = engine();
+    let module = load(&engine, "beauty", &echo_wat());
+    let long = vec![7u8; 3 * 65536];
+    let calls: [(Hook, &[u8]); 3] = [
+        (Hook::Promotions, &long),
+        (Hook::Route, b"short"),
+        (Hook::Risk, b""),
+    ];
+    let outputs = module.call_all(&calls, &NoLists).unwrap();
+    assert_eq!(outputs[0].bytes, long);
+    assert_eq!(outputs[1].bytes, b"short");
+    assert!(outputs[2].bytes.is_empty());
+    for ((hook, input), output) in calls.iter().zip(&outputs) {
+        assert_eq!(module.call(*hook, input, &NoLists).unwrap(), *output);
+    }
+}
+
+#[test]
+fn call_all_stops_at_the_first_failure_naming_its_hook_and_the_next_works() {
+    let engine = engine();
+    let module = load(&engine, "beauty", &misbehaving_wat());
+    let calls: [(Hook, &[u8]); 3] = [
+        (Hook::Promotions, b"ok"),
+        (Hook::Risk, b""),
+        (Hook::Constraints, b""),
+    ];
+    let error = module.call_all(&calls, &NoLists).unwrap_err();
+    assert_eq!(error.hook, Hook::Risk);
+    assert!(matches!(error.kind, EvalErrorKind::OutOfFuel { .. }));
+    let missing = module
+        .call_all(&[(Hook::SopTriggers, b"")], &NoLists)
+        .unwrap_err();
+    assert_eq!(missing.kind, EvalErrorKind::MissingExport);
+    let outputs = module
+        .call_all(&[(Hook::Promotions, b"again")], &NoLists)
+        .unwrap();
+    assert_eq!(outputs[0].bytes, b"again");
+}
+
 #[test]
 fn loaded_modules_are_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -50,7 +50,7 @@ fn weir(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn clean_ruleset() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rulesets/beauty_flagship/rules.weir");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rulesets/beauty/rules.weir");
     fs::read_to_string(path).unwrap()
 }
 

@@ -39,8 +39,8 @@ fn no_panic(output: &Output) {
     );
 }
 
-const BEAUTY: &str = "rulesets/beauty_flagship";
-const ORDER: &str = "rulesets/beauty_flagship/examples/order.json";
+const BEAUTY: &str = "rulesets/beauty";
+const ORDER: &str = "rulesets/beauty/examples/order.json";
 
 #[test]
 fn test_runs_both_engines_and_passes() {
@@ -79,12 +79,60 @@ fn a_failing_expectation_is_reported_with_expected_and_found() {
 
 #[test]
 fn coverage_min_fails_below_the_threshold() {
-    let out = weir(&["test", "--coverage", "--coverage-min", "100", BEAUTY]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.weir"),
+        "ruleset t currency CNY\n\npromotion tested {\n  then discount order ¥10\n}\n\nrisk untested {\n  when order.subtotal > ¥1000\n  review \"big\"\n}\n\ntest \"small order\" {\n  given {\n    order: { items: [{ sku: \"A\", qty: 1, price: ¥100 }] }\n  }\n  expect discount ¥10\n}\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = weir(&["test", "--coverage", "--coverage-min", "100", path]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("not covered:"));
+    assert!(text(&out.stdout).contains("not covered: `untested`"));
+    assert!(text(&out.stdout).contains("coverage 50%"));
     assert!(text(&out.stderr).contains("below the required 100%"));
-    let out = weir(&["test", "--coverage-min", "10", BEAUTY]);
+    let out = weir(&["test", "--coverage-min", "50", path]);
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// The four business rulesets (issue #5): every test passes on both engines and every
+/// rule is fired by at least one test.
+#[test]
+fn every_example_ruleset_passes_its_tests_with_full_coverage() {
+    let out = weir(&["test", "--coverage-min", "100", "rulesets/"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    for ruleset in ["beauty", "chain_store", "fresh_grocery", "livestream"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{ruleset}: ")))
+            .unwrap_or_else(|| panic!("no summary for {ruleset}: {stdout}"));
+        assert!(
+            line.contains(" 0 failed (interpreter + wasm); coverage 100% of "),
+            "{line}"
+        );
+        // At least 25 tests per business.
+        let tests: usize = line
+            .trim_start_matches(&format!("{ruleset}: "))
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(tests >= 25, "{ruleset} has only {tests} tests");
+    }
+    assert!(stdout.contains("coverage 100.0%"), "{stdout}");
+}
+
+/// What CI runs on the rulesets: clean without warnings, in canonical layout.
+#[test]
+fn example_rulesets_check_without_warnings_and_are_formatted() {
+    let out = weir(&["check", "--deny-warnings", "rulesets/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no problems"));
+    let out = weir(&["fmt", "--check", "rulesets/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -173,6 +221,90 @@ fn eval_with(facts: &str) -> Output {
     out
 }
 
+/// `counters` entries with `"kind": "customers"` fill `customers(KEY, WINDOW)`; without
+/// `kind` they are `orders(KEY, WINDOW)` counters, a different slot.
+#[test]
+fn eval_reads_customers_counters_by_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let eval = |counters: &str, engine: &str| -> Output {
+        let path = dir.path().join("facts.json");
+        let facts = format!(
+            r#"{{"customer": {{"id": "c-9", "account_age": "400 d"}},
+                "order": {{"address": "addr-sz-7788",
+                          "items": [{{"sku": "TOWEL-SET", "category": "household", "qty": 1, "price": 89}}]}},
+                "counters": {counters}}}"#
+        );
+        std::fs::write(&path, facts).unwrap();
+        let out = weir(&[
+            "eval",
+            "--ruleset",
+            "rulesets/chain_store",
+            "--input",
+            path.to_str().unwrap(),
+            "--engine",
+            engine,
+            "--explain",
+        ]);
+        no_panic(&out);
+        out
+    };
+    let json = |out: Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let fired = |j: &serde_json::Value| -> Vec<String> {
+        j["risk"]["fired"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let both = r#"[{"kind": "customers", "key": "order.address", "window": "30 d", "count": 4},
+                   {"key": "order.address", "window": "1 d", "count": 5}]"#;
+    let wasm = json(eval(both, "wasm"));
+    assert_eq!(wasm, json(eval(both, "interpreter")));
+    assert_eq!(
+        fired(&wasm),
+        vec!["many_accounts_one_address", "address_velocity"]
+    );
+    assert_eq!(wasm["risk"]["score"], 70);
+    let rule = wasm["explain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "many_accounts_one_address")
+        .unwrap();
+    assert_eq!(
+        rule["saw"][0]["fact"],
+        "customers(order.address, 2592000 s)"
+    );
+    assert_eq!(rule["saw"][0]["value"], "4");
+
+    // Below the threshold; and the same numbers as `orders` counters (no `kind`, or
+    // `"kind": "orders"`) do not fill the customers slot.
+    for counters in [
+        r#"[{"kind": "customers", "key": "order.address", "window": "30 d", "count": 3}]"#,
+        r#"[{"key": "order.address", "window": "30 d", "count": 9}]"#,
+        r#"[{"kind": "orders", "key": "order.address", "window": "30 d", "count": 9}]"#,
+        r#"[{"kind": "customers", "key": "order.address", "window": "1 d", "count": 9}]"#,
+    ] {
+        let j = json(eval(counters, "wasm"));
+        assert!(fired(&j).is_empty(), "{counters}: {j}");
+    }
+
+    let out = eval(
+        r#"[{"kind": "accounts", "key": "order.address", "window": "30 d", "count": 4}]"#,
+        "wasm",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("counters[0]") && stderr.contains(r#"`kind` is "orders" or "customers""#),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bad_facts_are_errors_that_name_the_path() {
     let cases = [
@@ -231,8 +363,9 @@ fn an_order_of_10000_lines_evaluates() {
     let out = eval_with(&facts);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // ¥10,000 of skincare: the top 满减 tier applies (highest priority, declared first).
     assert_eq!(
         json["promotions"]["applied"][0]["promotion"],
-        "spend_299_save_50"
+        "spend_599_save_120"
     );
 }

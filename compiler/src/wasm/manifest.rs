@@ -2,11 +2,11 @@
 //! nothing but the module to run it and to read its output.
 //!
 //! The JSON is written from a private mirror of the manifest types (they themselves
-//! stay free of serialisation concerns). Version 1 looks like this:
+//! stay free of serialisation concerns). Version 2 looks like this:
 //!
 //! ```json
 //! {
-//!   "format": "weir.manifest", "version": 1,
+//!   "format": "weir.manifest", "version": 2,
 //!   "ruleset": "beauty_flagship", "currency": "CNY", "minor_digits": 2,
 //!   "strings": ["tmall", "..."], "entity_fields": [12, 10, 6, 13, 3, 4],
 //!   "item_fields": ["sku", "category", "qty", "..."],
@@ -21,7 +21,8 @@
 //!   "sops": [{ "name": "...", "event": "shipment.assigned", "escalate": "store_manager",
 //!              "steps": [{ "name": "scan_lot", "role": "picker", "within_seconds": 900,
 //!                          "instructions": "...", "requires": [] }] }],
-//!   "velocities": [{ "key_path": "customer.device", "window_seconds": 3600 }],
+//!   "velocities": [{ "kind": "orders", "key_path": "customer.device", "window_seconds": 3600 },
+//!                  { "kind": "customers", "key_path": "order.address", "window_seconds": 2592000 }],
 //!   "lists": ["blocked_devices"]
 //! }
 //! ```
@@ -29,6 +30,12 @@
 //! Action kinds are `discount_order`, `discount_items` (both with `percent`), `gift`
 //! and `points_multiplier`. A reader refuses another `format` or a `version` it does
 //! not know; fields are only ever added with a version bump.
+//!
+//! Versions: 1 had no `kind` on `velocities` (every counter counted orders); 2 adds
+//! `kind` (`orders` | `customers`, for `customers(KEY, WINDOW)`). This reader reads
+//! both (a version 1 counter, or a version 2 one without `kind`, is `orders`) and
+//! writes 2, so a host that only knows version 1 refuses a module whose counters it
+//! could not fetch correctly instead of counting orders for a `customers` counter.
 
 use crate::manifest::*;
 use serde::{Deserialize, Serialize};
@@ -38,8 +45,10 @@ use weir_dsl::checked::{Decision, Step};
 pub const SECTION: &str = "weir.manifest";
 /// Value of the `format` field.
 pub const FORMAT: &str = "weir.manifest";
-/// The encoding version this compiler writes and reads.
-pub const VERSION: u32 = 1;
+/// The encoding version this compiler writes.
+pub const VERSION: u32 = 2;
+/// The oldest version this reader still reads.
+pub const OLDEST_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
@@ -52,7 +61,7 @@ pub enum ManifestError {
     #[error("the manifest is not valid JSON for this format: {0}")]
     Json(String),
     #[error(
-        "the manifest is `{format}` version {version}; this reader knows `weir.manifest` version 1"
+        "the manifest is `{format}` version {version}; this reader knows `weir.manifest` versions 1 and 2"
     )]
     Version { format: String, version: u32 },
     #[error("the manifest has an unknown {what} `{value}`")]
@@ -164,8 +173,37 @@ struct SopJson {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NeedJson {
+    /// Absent in version 1: `orders`.
+    #[serde(default)]
+    kind: CounterKindJson,
     key_path: String,
     window_seconds: i64,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+enum CounterKindJson {
+    #[default]
+    Orders,
+    Customers,
+}
+
+impl From<CounterKind> for CounterKindJson {
+    fn from(kind: CounterKind) -> Self {
+        match kind {
+            CounterKind::Orders => CounterKindJson::Orders,
+            CounterKind::Customers => CounterKindJson::Customers,
+        }
+    }
+}
+
+impl From<CounterKindJson> for CounterKind {
+    fn from(kind: CounterKindJson) -> Self {
+        match kind {
+            CounterKindJson::Orders => CounterKind::Orders,
+            CounterKindJson::Customers => CounterKind::Customers,
+        }
+    }
 }
 
 fn decision_name(d: Decision) -> &'static str {
@@ -282,6 +320,7 @@ pub fn encode(m: &Manifest) -> Result<Vec<u8>, serde_json::Error> {
             .velocities
             .iter()
             .map(|v| NeedJson {
+                kind: v.kind.into(),
                 key_path: v.key_path.clone(),
                 window_seconds: v.window_seconds,
             })
@@ -295,7 +334,7 @@ pub fn encode(m: &Manifest) -> Result<Vec<u8>, serde_json::Error> {
 pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     let header: Header =
         serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
-    if header.format != FORMAT || header.version != VERSION {
+    if header.format != FORMAT || !(OLDEST_VERSION..=VERSION).contains(&header.version) {
         return Err(ManifestError::Version {
             format: header.format,
             version: header.version,
@@ -390,6 +429,7 @@ pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
             .velocities
             .into_iter()
             .map(|v| Need {
+                kind: v.kind.into(),
                 key_path: v.key_path,
                 window_seconds: v.window_seconds,
             })

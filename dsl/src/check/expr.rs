@@ -5,13 +5,13 @@
 
 use super::Checker;
 use crate::ast::{BinaryOp, CompareOp, Expr, ExprKind, QuantifierKind, UnaryOp};
-use crate::checked::{ArithOp, TExpr, TExprKind, Value, Velocity};
+use crate::checked::{ArithOp, CounterKind, TExpr, TExprKind, Value, Velocity};
 use crate::diagnostic::{closest, did_you_mean, Code, Diagnostic};
 use crate::schema::{Context, Root};
 use crate::span::Span;
 use crate::types::{Dimension, Type};
 
-const BUILTIN_FUNCTIONS: &[&str] = &["orders", "default", "min", "max"];
+const BUILTIN_FUNCTIONS: &[&str] = &["orders", "customers", "default", "min", "max"];
 
 fn texpr(kind: TExprKind, ty: Type, span: Span) -> TExpr {
     TExpr { kind, ty, span }
@@ -960,7 +960,13 @@ impl Checker<'_> {
                 if !arity(self, 2, "`orders(customer.device, 1 h)`") {
                     return error_expr(span);
                 }
-                self.velocity(args, span)
+                self.velocity(CounterKind::Orders, args, span)
+            }
+            "customers" => {
+                if !arity(self, 2, "`customers(order.address, 30 d)`") {
+                    return error_expr(span);
+                }
+                self.velocity(CounterKind::Customers, args, span)
             }
             "default" => {
                 if !arity(self, 2, "`default(field, fallback)`") {
@@ -1034,7 +1040,7 @@ impl Checker<'_> {
                         .chain(self.table_ids.keys().map(String::as_str))
                         .collect();
                     let help = did_you_mean(name, candidates.iter().copied()).unwrap_or_else(|| {
-                        "functions are `orders`, `default`, `min`, `max`, and the tables this ruleset declares".to_string()
+                        "functions are `orders`, `customers`, `default`, `min`, `max`, and the tables this ruleset declares".to_string()
                     });
                     self.report(
                         Diagnostic::new(
@@ -1084,7 +1090,9 @@ impl Checker<'_> {
         texpr(TExprKind::TableCall(table, checked), signature.result, span)
     }
 
-    fn velocity(&mut self, args: &[Expr], span: Span) -> TExpr {
+    /// `orders(KEY, WINDOW)` and `customers(KEY, WINDOW)`: one counter slot per
+    /// distinct (kind, key, window).
+    fn velocity(&mut self, kind: CounterKind, args: &[Expr], span: Span) -> TExpr {
         let (Some(key_expr), Some(window_expr)) = (args.first(), args.get(1)) else {
             return error_expr(span);
         };
@@ -1094,11 +1102,15 @@ impl Checker<'_> {
                     Code::FactNotAvailable,
                     span,
                     format!(
-                        "order counters are not available in {}",
+                        "{} counters are not available in {}",
+                        match kind {
+                            CounterKind::Orders => "order",
+                            CounterKind::Customers => "customer",
+                        },
                         self.context.describe()
                     ),
                 )
-                .with_help("use `orders(...)` in risk rules"),
+                .with_help(format!("use `{}(...)` in risk rules", kind.name())),
             );
             return error_expr(span);
         }
@@ -1164,14 +1176,13 @@ impl Checker<'_> {
         let (true, Some(key_path)) = (ok, key_path) else {
             return error_expr(span);
         };
-        let index = match self
-            .velocities
-            .iter()
-            .position(|v| v.key_path == key_path && v.window_seconds == window_seconds)
-        {
+        let index = match self.velocities.iter().position(|v| {
+            v.kind == kind && v.key_path == key_path && v.window_seconds == window_seconds
+        }) {
             Some(index) => index,
             None => {
                 self.velocities.push(Velocity {
+                    kind,
                     key_path,
                     key,
                     window_seconds,

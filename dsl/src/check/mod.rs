@@ -475,7 +475,13 @@ impl<'a> Checker<'a> {
             return;
         }
         self.context = Context::TableKey;
+        // A column may be an order line's field (`item.category`): such a table is called
+        // inside a quantifier, `min_shelf_life(item.category)`. Header expressions only
+        // give the columns their types and are never evaluated, so `item` needs no local.
+        self.scope
+            .push(("item".to_string(), u32::MAX, Type::Entity(schema::ITEM)));
         let keys: Vec<TExpr> = table.keys.iter().map(|k| self.expr(k, None)).collect();
+        self.scope.pop();
         let key_names = table
             .keys
             .iter()

@@ -5,7 +5,7 @@ use super::expr::{const_value, field_path};
 use super::values::literal_value;
 use super::{coerce, Checker, DeclKind};
 use crate::ast::{self, Expectation as E, TestClause, UsedKind, ValueKind};
-use crate::checked::{self, Expectation, Value, VelocityKey};
+use crate::checked::{self, CounterKind, Expectation, Value, VelocityKey};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::schema::{self, Context, Root};
 use crate::span::Span;
@@ -306,12 +306,13 @@ impl Checker<'_> {
         let ast::ExprKind::Call(name, args) = &call.kind else {
             return;
         };
-        let (true, [key, window]) = (name.name == "orders", args.as_slice()) else {
+        let (Some(kind), [key, window]) = (CounterKind::from_name(&name.name), args.as_slice())
+        else {
             self.report(
                 Diagnostic::new(
                     Code::BadFact,
                     call.span,
-                    "a test counter is written `counter orders(KEY, WINDOW) = N`",
+                    "a test counter is written `counter orders(KEY, WINDOW) = N` or `counter customers(KEY, WINDOW) = N`",
                 )
                 .with_help("for example `counter orders(customer.device, 1 h) = 6`"),
             );
@@ -343,6 +344,7 @@ impl Checker<'_> {
         if let Some(Value::Int(count)) = self.given_value(value, &Type::Int) {
             out.counters.push((
                 VelocityKey {
+                    kind,
                     key_path,
                     window_seconds: micro / checked::SCALE,
                 },

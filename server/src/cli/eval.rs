@@ -2,13 +2,13 @@
 //! decisions as JSON; `--explain` adds every rule, whether it fired, and the values of
 //! the facts its conditions read.
 
-use crate::cli::facts;
 use crate::cli::render::{Human, HumanStyle};
 use crate::cli::sources::{self, LoadedFile};
 use crate::cli::{Error, EvalArgs, EvalEngine, Status};
 use serde_json::{json, Value as Json};
 use std::io::Write;
 use weir_compiler::evaluate::{evaluate, Context, Decisions, Engine, Interpreter};
+use weir_compiler::facts;
 use weir_compiler::outcome::{mode_name, Skip};
 use weir_dsl::checked::{Decision, Ruleset};
 use weir_dsl::{Severity, SourceText};

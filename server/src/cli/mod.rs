@@ -5,7 +5,6 @@ pub mod build;
 pub mod check;
 pub mod eval;
 pub mod explain;
-pub mod facts;
 pub mod fmt;
 pub mod render;
 pub mod sources;
@@ -61,7 +60,7 @@ pub enum Emit {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  weir build rulesets/beauty_flagship -o beauty.wasm\n  weir build rulesets/beauty_flagship --emit wat"
+    after_help = "Examples:\n  weir build rulesets/beauty -o beauty.wasm\n  weir build rulesets/beauty --emit wat"
 )]
 pub struct BuildArgs {
     /// The ruleset: a folder of .weir files or one file.
@@ -86,7 +85,7 @@ pub enum EvalEngine {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  weir eval --ruleset rulesets/beauty_flagship --input order.json --explain"
+    after_help = "Examples:\n  weir eval --ruleset rulesets/beauty --input order.json --explain"
 )]
 pub struct EvalArgs {
     /// The ruleset: a folder of .weir files or one file.
@@ -107,7 +106,7 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  weir test rulesets/\n  weir test --coverage --coverage-min 100 rulesets/beauty_flagship"
+    after_help = "Examples:\n  weir test rulesets/\n  weir test --coverage --coverage-min 100 rulesets/beauty"
 )]
 pub struct TestArgs {
     /// List the rules that no test made fire.
@@ -135,7 +134,7 @@ pub struct TestArgs {
 /// --deny-warnings), 2 usage or I/O error, or a directory without any `.weir` file.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  weir check rulesets/\n  weir check --format github --deny-warnings rulesets/\n  weir check rulesets/beauty_flagship/rules.weir"
+    after_help = "Examples:\n  weir check rulesets/\n  weir check --format github --deny-warnings rulesets/\n  weir check rulesets/beauty/rules.weir"
 )]
 pub struct CheckArgs {
     /// Output format: `human` draws each problem under its source line on stderr (colored

@@ -1,4 +1,4 @@
-//! Facts as JSON (for `weir eval` and, later, the order API) → the checked values the
+//! Facts as JSON (for `weir eval` and the order service) → the checked values the
 //! engines encode. Every field is checked against the ruleset's schema: unknown fields,
 //! wrong types, unknown enum variants and negative quantities are errors that name the
 //! path (`order.items[2].qty`), never a trap inside an engine.
@@ -8,12 +8,12 @@
 //! RFC 3339 or epoch seconds; enums by variant name; optional fields `null` when absent.
 //! Fields left out take the ruleset's defaults (see docs/language.md).
 
+use crate::abi::Facts;
+use crate::outcome::Usage;
 use serde_json::Value as Json;
-use weir_compiler::abi::Facts;
-use weir_compiler::outcome::Usage;
 use weir_dsl::ast::{ExprKind, Literal, UnaryOp};
 use weir_dsl::check::values::{literal_value, scaled};
-use weir_dsl::checked::{Ruleset, Value};
+use weir_dsl::checked::{CounterKind, Ruleset, Value};
 use weir_dsl::diagnostic::did_you_mean;
 use weir_dsl::schema;
 use weir_dsl::types::Type;
@@ -321,17 +321,26 @@ fn describe(value: &Json) -> String {
     }
 }
 
-/// `"counters": [{"key": "customer.device", "window": "1 h", "count": 6}]`
+/// `"counters": [{"key": "customer.device", "window": "1 h", "count": 6}]`, with an
+/// optional `"kind"`: `"orders"` (the default, `orders(KEY, WINDOW)`) or `"customers"`
+/// (`customers(KEY, WINDOW)`). Entries for counters the ruleset does not use are ignored.
 fn counters(value: &Json, ruleset: &Ruleset) -> Result<Vec<i64>, FactError> {
     let Json::Array(entries) = value else {
         return Err(error(
             "counters",
-            "a list of {\"key\", \"window\", \"count\"}",
+            "a list of {\"kind\" (optional), \"key\", \"window\", \"count\"}",
         ));
     };
     let mut out = vec![0; ruleset.velocities.len()];
     for (i, entry) in entries.iter().enumerate() {
         let path = format!("counters[{i}]");
+        let kind = match entry.get("kind") {
+            None => CounterKind::Orders,
+            Some(kind) => kind
+                .as_str()
+                .and_then(CounterKind::from_name)
+                .ok_or_else(|| error(&path, "`kind` is \"orders\" or \"customers\""))?,
+        };
         let key = entry
             .get("key")
             .and_then(Json::as_str)
@@ -351,7 +360,7 @@ fn counters(value: &Json, ruleset: &Ruleset) -> Result<Vec<i64>, FactError> {
         if let Some(slot) = ruleset
             .velocities
             .iter()
-            .position(|v| v.key_path == key && v.window_seconds == seconds)
+            .position(|v| v.kind == kind && v.key_path == key && v.window_seconds == seconds)
             .and_then(|i| out.get_mut(i))
         {
             *slot = count;

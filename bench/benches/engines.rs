@@ -1,0 +1,390 @@
+//! The engine benchmark of issue #3: one ruleset (`fixtures/beauty40.weir`, 47 rules over
+//! every hook) and one 5-line order, decided side by side by
+//!
+//! - (a1) weir's WebAssembly guest: `LoadedModule::call` per hook (a fresh pooled
+//!   instance per call, as the runtime always does), and the guest code alone on a warm
+//!   wasmtime instance built here with the runtime's settings (the runtime has no API
+//!   to reuse an instance, by design: docs/abi.md, "No state between calls");
+//! - (a2) weir's whole path: encode the facts, call every hook, decode and combine
+//!   (`weir_compiler::evaluate::evaluate` with `WasmEngine`);
+//! - (b) the reference interpreter (`evaluate` with `Interpreter`);
+//! - (c) native Rust written by hand (`weir_bench::native`);
+//! - (d) the same policy in Rego on regorus; (e) as a ZEN graph on zen-engine.
+//!
+//! Also: check + build + precompile of a generated 1,000-rule ruleset, artifact load
+//! time, module size and fuel per evaluation (printed before the measurements).
+//!
+//! `cargo bench -p weir-bench --features peers`; figures in docs/benchmarks.md.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use wasmtime::{Caller, Linker, Memory, Module, OptLevel, Store, Strategy, TypedFunc};
+use weir_bench::peers::{Rego, Zen};
+use weir_bench::{generate, native, scenario, weir as fixtures};
+use weir_compiler::evaluate::{evaluate, Interpreter, Lists};
+use weir_compiler::interp::{self, HostLists};
+use weir_compiler::outcome;
+use weir_runtime::evaluator::WasmEngine;
+use weir_runtime::{Engine, EngineConfig, Hook};
+
+/// A label per hook call (the SOP hook runs once per event).
+fn labels(inputs: &[(interp::Hook, Vec<u8>)]) -> Vec<String> {
+    let mut sop = 0;
+    inputs
+        .iter()
+        .map(|(hook, _)| {
+            if *hook == interp::Hook::SopTriggers {
+                sop += 1;
+                format!("sop_triggers#{sop}")
+            } else {
+                hook.export_name().to_string()
+            }
+        })
+        .collect()
+}
+
+/// One instance of the module kept warm: the guest code without the per-call store,
+/// instantiation, input copy and output copy of `LoadedModule::call`. Same compiler
+/// settings as `weir_runtime::Engine` (Cranelift, `OptLevel::Speed`, fuel metering on).
+struct Warm {
+    store: Store<Lists>,
+    memory: Memory,
+    base: usize,
+    hooks: Vec<TypedFunc<(i32, i32), i64>>,
+}
+
+impl Warm {
+    fn new(wasm: &[u8], lists: Lists, inputs: &[(interp::Hook, Vec<u8>)]) -> Warm {
+        let mut config = wasmtime::Config::new();
+        config
+            .strategy(Strategy::Cranelift)
+            .cranelift_opt_level(OptLevel::Speed)
+            .consume_fuel(true);
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let module = Module::new(&engine, wasm).unwrap();
+        let mut linker = Linker::new(&engine);
+        linker
+            .func_wrap(
+                "weir",
+                "list_contains",
+                |caller: Caller<'_, Lists>, list: i32, value: i64| -> i32 {
+                    i32::from(HostLists::contains(caller.data(), list as u32, value))
+                },
+            )
+            .unwrap();
+        let mut store = Store::new(&engine, lists);
+        store.set_fuel(u64::MAX / 2).unwrap();
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        let base = instance
+            .get_global(&mut store, "input_base")
+            .unwrap()
+            .get(&mut store)
+            .i32()
+            .unwrap() as usize;
+        let hooks = inputs
+            .iter()
+            .map(|(hook, _)| {
+                instance
+                    .get_typed_func::<(i32, i32), i64>(&mut store, hook.export_name())
+                    .unwrap()
+            })
+            .collect();
+        Warm {
+            store,
+            memory,
+            base,
+            hooks,
+        }
+    }
+
+    fn write(&mut self, input: &[u8]) {
+        let needed = self.base + input.len() + 64 * 1024;
+        let size = self.memory.data_size(&self.store);
+        if needed > size {
+            let pages = (needed - size).div_ceil(64 * 1024) as u64;
+            self.memory.grow(&mut self.store, pages).unwrap();
+        }
+        self.memory
+            .write(&mut self.store, self.base, input)
+            .unwrap();
+    }
+
+    fn call(&mut self, index: usize, len: usize) -> i64 {
+        self.hooks[index]
+            .call(&mut self.store, (self.base as i32, len as i32))
+            .unwrap()
+    }
+
+    fn output(&self, packed: i64) -> Vec<i64> {
+        let packed = packed as u64;
+        let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+        self.memory.data(&self.store)[ptr..ptr + len]
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn engines(c: &mut Criterion) {
+    let loaded = fixtures::load().expect("beauty40 checks and builds");
+    let order = scenario::order5();
+    let (facts, context) = fixtures::facts(&order, &loaded).unwrap();
+    let engine = Engine::new(&EngineConfig::default()).unwrap();
+    let artifact = engine.precompile(&loaded.wasm).unwrap();
+    let module = engine.load("beauty40", &artifact).unwrap();
+    let interpreter = Interpreter {
+        compiled: &loaded.compiled,
+    };
+    let wasm_engine = WasmEngine { module: &module };
+
+    // ---- every engine makes the same decisions (asserted once) ----
+    let expected = native::decide(&order).summary(&order);
+    let run = |engine: &dyn weir_compiler::evaluate::Engine| {
+        evaluate(&loaded.compiled, &loaded.ruleset, &facts, &context, engine).unwrap()
+    };
+    let by_wasm = run(&wasm_engine);
+    let by_interpreter = run(&interpreter);
+    assert_eq!(by_wasm.raw, by_interpreter.raw);
+    assert_eq!(fixtures::summary(&by_wasm, &order), expected, "weir wasm");
+    assert_eq!(
+        fixtures::summary(&by_interpreter, &order),
+        expected,
+        "interpreter"
+    );
+    let mut rego = Rego::new().unwrap();
+    let rego_input = Rego::input(&order);
+    assert_eq!(
+        Rego::summary(&rego.eval(&rego_input).unwrap()).unwrap(),
+        expected,
+        "regorus"
+    );
+    let zen = Zen::new().unwrap();
+    let zen_input = Zen::input(&order);
+    assert_eq!(
+        Zen::summary(&zen.eval(&zen_input).unwrap()).unwrap(),
+        expected,
+        "zen"
+    );
+    eprintln!("all six engines agree on the benchmark order: {expected:?}");
+
+    // ---- module size, fuel, hook inputs ----
+    let (inputs, lists) = fixtures::hook_inputs(&loaded, &facts, &context).unwrap();
+    let names = labels(&inputs);
+    let mut fuel = 0;
+    for ((hook, input), name) in inputs.iter().zip(&names) {
+        let out = module.call(*hook, input, &lists).unwrap();
+        eprintln!(
+            "fuel {name}: {} (input {} bytes, output {} bytes)",
+            out.fuel_used,
+            input.len(),
+            out.bytes.len()
+        );
+        fuel += out.fuel_used;
+    }
+    eprintln!(
+        "fuel per evaluation: {fuel} over {} hook calls",
+        inputs.len()
+    );
+    eprintln!(
+        "beauty40: {} rules, module {} bytes, precompiled artifact {} bytes",
+        loaded.ruleset.promotions.len()
+            + 1
+            + loaded.ruleset.constraints.len()
+            + loaded.ruleset.risks.len()
+            + loaded.ruleset.sops.len(),
+        loaded.wasm.len(),
+        artifact.as_bytes().len()
+    );
+
+    let mut warm = Warm::new(&loaded.wasm, lists.clone(), &inputs);
+    for (index, (hook, input)) in inputs.iter().enumerate() {
+        warm.write(input);
+        let packed = warm.call(index, input.len());
+        let expected = interp::run(&loaded.compiled.program, *hook, input, &lists).unwrap();
+        assert_eq!(warm.output(packed), expected, "warm {hook:?}");
+    }
+
+    let mut group = c.benchmark_group("engines");
+    group.measurement_time(Duration::from_secs(4));
+    group.warm_up_time(Duration::from_secs(2));
+
+    // (a1) one `LoadedModule::call` per hook call of an evaluation.
+    for ((hook, input), name) in inputs.iter().zip(&names) {
+        let hook = *hook;
+        group.bench_function(BenchmarkId::new("a1_call", name), |b| {
+            b.iter(|| module.call(hook, black_box(input), &lists).unwrap())
+        });
+    }
+    group.bench_function("a1_call_all_hooks", |b| {
+        b.iter(|| {
+            for (hook, input) in &inputs {
+                black_box(module.call(*hook, black_box(input), &lists).unwrap());
+            }
+        })
+    });
+    // (a1) the six calls as one evaluation makes them: one instance for all.
+    let borrowed: Vec<(Hook, &[u8])> = inputs.iter().map(|(h, i)| (*h, i.as_slice())).collect();
+    group.bench_function("a1_call_all_one_instance", |b| {
+        b.iter(|| module.call_all(black_box(&borrowed), &lists).unwrap())
+    });
+    // (a1) the guest alone: the hook's input already in a warm instance's memory.
+    for (index, ((_, input), name)) in inputs.iter().zip(&names).enumerate() {
+        warm.write(input);
+        group.bench_function(BenchmarkId::new("a1_guest", name), |b| {
+            b.iter(|| warm.call(index, black_box(input.len())))
+        });
+    }
+    group.bench_function("a1_guest_all_hooks_with_input_copy", |b| {
+        b.iter(|| {
+            for (index, (_, input)) in inputs.iter().enumerate() {
+                warm.write(input);
+                black_box(warm.call(index, input.len()));
+            }
+        })
+    });
+    // (a2) the whole path.
+    group.bench_function("a2_wasm_whole_path", |b| b.iter(|| run(&wasm_engine)));
+    // (b) the reference interpreter, same path.
+    group.bench_function("b_interpreter", |b| b.iter(|| run(&interpreter)));
+    // (c) the floor.
+    group.bench_function("c_native", |b| b.iter(|| native::decide(black_box(&order))));
+    // (d) regorus: set the (prebuilt) input, evaluate the decision rule.
+    group.bench_function("d_regorus", |b| {
+        b.iter(|| rego.eval(black_box(&rego_input)).unwrap())
+    });
+    // (e) zen-engine: evaluate the compiled graph on the (prebuilt) input.
+    group.bench_function("e_zen_engine", |b| {
+        b.iter(|| zen.eval(black_box(&zen_input)).unwrap())
+    });
+    // Where the whole path's time goes besides the calls: encoding the facts (interner,
+    // three encodings: one for the rule hooks, one per SOP event), and decoding and
+    // combining the raw words into decisions.
+    group.bench_function("a2_part_encode_facts", |b| {
+        b.iter(|| fixtures::hook_inputs(&loaded, black_box(&facts), &context).unwrap())
+    });
+    let manifest = &loaded.compiled.manifest;
+    let raw = by_wasm.raw.clone();
+    let first_input = inputs[0].1.clone();
+    group.bench_function("a2_part_decode_combine", |b| {
+        b.iter(|| {
+            for (hook, words) in black_box(&raw) {
+                match hook {
+                    interp::Hook::Promotions => {
+                        let lines =
+                            weir_compiler::evaluate::order_lines(&loaded.compiled, &first_input);
+                        black_box(outcome::promotions(words, manifest, &lines, &context.usage))
+                            .unwrap();
+                    }
+                    interp::Hook::Route => {
+                        black_box(outcome::route(words, manifest, facts.locations.len())).unwrap();
+                    }
+                    interp::Hook::Constraints => {
+                        black_box(outcome::constraints(words, manifest, 1)).unwrap();
+                    }
+                    interp::Hook::Risk => {
+                        black_box(outcome::risk(words, manifest)).unwrap();
+                    }
+                    interp::Hook::SopTriggers => {
+                        black_box(outcome::sop_triggers(words, manifest)).unwrap();
+                    }
+                }
+            }
+        })
+    });
+    // The interpreter on the same hook inputs, without encoding and combination: the
+    // counterpart of `a1_guest`.
+    group.bench_function("b_interpreter_hooks_only", |b| {
+        b.iter(|| {
+            for (hook, input) in &inputs {
+                black_box(
+                    interp::run(&loaded.compiled.program, *hook, black_box(input), &lists).unwrap(),
+                );
+            }
+        })
+    });
+    group.finish();
+}
+
+fn build(c: &mut Criterion) {
+    let engine = Engine::new(&EngineConfig::default()).unwrap();
+    let sources = generate::ruleset(1_000);
+    let bytes: usize = sources.iter().map(|s| s.text.len()).sum();
+
+    // Where the time goes, once (median of 3).
+    let mut check = Vec::new();
+    let mut build = Vec::new();
+    let mut precompile = Vec::new();
+    let mut artifact = None;
+    let mut wasm_len = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = weir_dsl::check(&sources);
+        check.push(t.elapsed());
+        let rs = out.ruleset.expect("the generated ruleset checks");
+        let t = Instant::now();
+        let (_, wasm) = weir_compiler::build(&rs).unwrap();
+        build.push(t.elapsed());
+        let t = Instant::now();
+        artifact = Some(engine.precompile(&wasm).unwrap());
+        precompile.push(t.elapsed());
+        wasm_len = wasm.len();
+    }
+    let artifact = artifact.unwrap();
+    eprintln!(
+        "1,000 rules ({} KiB of source): check {:?}, build {:?}, precompile {:?}; module {} bytes, artifact {} bytes",
+        bytes / 1024,
+        median(check),
+        median(build),
+        median(precompile),
+        wasm_len,
+        artifact.as_bytes().len()
+    );
+
+    let loaded = fixtures::load().unwrap();
+    let small = engine.precompile(&loaded.wasm).unwrap();
+
+    let mut group = c.benchmark_group("build");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.bench_function("compile_precompile_1000_rules", |b| {
+        b.iter(|| {
+            let rs = weir_dsl::check(black_box(&sources)).ruleset.unwrap();
+            let (_, wasm) = weir_compiler::build(&rs).unwrap();
+            engine.precompile(&wasm).unwrap()
+        })
+    });
+    group.bench_function("compile_precompile_beauty40", |b| {
+        b.iter(|| {
+            let loaded = fixtures::load().unwrap();
+            engine.precompile(&loaded.wasm).unwrap()
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("load");
+    group.measurement_time(Duration::from_secs(4));
+    group.bench_function("load_beauty40", |b| {
+        b.iter(|| engine.load("beauty40", black_box(&small)).unwrap())
+    });
+    group.bench_function("load_1000_rules", |b| {
+        b.iter(|| engine.load("generated", black_box(&artifact)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engines, build);
+criterion_main!(benches);

@@ -1,0 +1,4 @@
+//! Services over the store (issue #6): what the order API and background jobs call.
+
+pub mod inventory;
+pub mod orders;

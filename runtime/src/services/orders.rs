@@ -1,0 +1,1229 @@
+//! The order create pipeline (issue #6): validate → risk → promotions → route →
+//! constraints per shipment → SOP work orders → one store transaction.
+//!
+//! Everything the rules need is read first (locations, stock, velocity counters, runtime
+//! lists, budget and limit usage), the ruleset is evaluated in one sandboxed instance,
+//! shipments are planned from the route's ranking and checked with the `constraints`
+//! hook, and the whole order — lines, reservations, shipments, the decision record,
+//! budget and limit consumption, velocity counts, work orders and the `order.placed`
+//! event — is handed to [`Store::place_order`], which commits all of it or nothing.
+//! Stock is checked again inside that transaction (the conditional decrement), so a
+//! plan made on a stale read can fail with `OutOfStock` but can never oversell.
+//!
+//! Semantics and the facts the service derives are written down in `docs/orders.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
+use sha2::{Digest, Sha256};
+use weir_compiler::evaluate::{evaluate, evaluate_hooks, Context, Decisions};
+use weir_compiler::facts;
+use weir_compiler::interp::Hook;
+use weir_compiler::outcome::mode_name;
+use weir_compiler::testing::fired_rules;
+use weir_compiler::Compiled;
+use weir_dsl::checked::{CounterKind, Decision, Ruleset};
+
+use crate::engine::{EngineError, LoadedModule};
+use crate::evaluator::WasmEngine;
+use crate::store::{
+    BudgetUse, DecisionRecord, Idempotency, LimitUse, Location, LocationKind, NewEvent, NewLine,
+    NewOrder, NewReservation, NewShipment, NewStep, NewWorkOrder, PlaceError, PlacedOrder,
+    ShipmentLine, StockLevel, Store, StoreError, VelocityKey,
+};
+
+/// Most lines one order may have.
+pub const MAX_LINES: usize = 1_000;
+/// Reservations of a placed order hold for this long unless the order is allocated.
+pub const RESERVATION_HOLD_MS: i64 = 30 * 60 * 1000;
+
+/// A compiled ruleset ready to decide orders: the checked ruleset (for the fact schema),
+/// its IR and manifest, and the loaded WebAssembly module.
+pub struct Rules {
+    pub name: String,
+    /// Content hash of the ruleset's sources: the version every decision names.
+    pub version: String,
+    pub ruleset: Ruleset,
+    pub compiled: Compiled,
+    pub module: LoadedModule,
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rules")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A point on the map (WGS 84 degrees).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoPoint {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// An order as a channel submits it. `order` and `customer` are the ruleset's facts as
+/// JSON (`docs/language.md`; the same forms as `weir eval`): `order.items` holds the lines
+/// (`sku`, `qty`, `price`, `category` and any item attributes the ruleset declares).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    /// Chosen by the caller, or generated.
+    #[serde(default)]
+    pub order_id: Option<String>,
+    pub currency: String,
+    /// Where the order is delivered; distances are measured from here.
+    #[serde(default)]
+    pub delivery: Option<GeoPoint>,
+    /// The carrier mode the buyer chose (`air` for express); by default `local` from
+    /// stores and front warehouses, `ground` from warehouses. Constraints may change it.
+    #[serde(default)]
+    pub mode: Option<String>,
+    pub order: Map<String, Json>,
+    pub customer: Map<String, Json>,
+}
+
+/// Why an order was not placed. Nothing is written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("the order is in {given} but ruleset `{ruleset}` prices in {expected}")]
+    CurrencyMismatch {
+        ruleset: String,
+        given: String,
+        expected: String,
+    },
+    #[error("unknown SKU `{sku}` (order.items[{line}]): no location stocks it")]
+    UnknownSku { sku: String, line: usize },
+    #[error("unknown pickup store `{0}`")]
+    UnknownLocation(String),
+    #[error("rejected by risk rules: {}", reasons.join("; "))]
+    Rejected { reasons: Vec<String> },
+    #[error("cannot fulfil `{sku}` (order.items[{line}]): {reason}")]
+    Unfulfillable {
+        sku: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("ruleset `{ruleset}`: {message}")]
+    Evaluation { ruleset: String, message: String },
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OrderError {
+    fn invalid(path: impl Into<String>, message: impl Into<String>) -> OrderError {
+        OrderError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A placed order with the decisions that shaped it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderOutcome {
+    pub placed: PlacedOrder,
+    /// The decision record's hook results (also stored with the order).
+    pub decisions: Json,
+}
+
+/// One order line as the pipeline reads it from `order.items`.
+#[derive(Debug, Clone)]
+struct LineIn {
+    sku: String,
+    qty: i64,
+    json: Json,
+}
+
+/// A location a shipment may leave from, with what it can promise per SKU.
+struct Candidate<'a> {
+    location: &'a Location,
+    km: f64,
+    atp: HashMap<&'a str, i64>,
+    /// Merchant-maintained facts the ruleset's schema knows (`margin_pct` …).
+    attributes: Map<String, Json>,
+}
+
+/// Lines assigned to one location, and the constraints' verdict on them.
+#[derive(Debug, Clone)]
+struct PlannedShipment {
+    candidate: usize,
+    lines: Vec<usize>,
+    mode: String,
+    packaging: Vec<String>,
+    constraints: Json,
+    /// SOPs the shipment's events trigger (`shipment.assigned` …).
+    sops: Vec<String>,
+}
+
+/// How many times an order is planned again when stock it was planned on went to
+/// another order between the read and the commit.
+pub const MAX_ATTEMPTS: usize = 4;
+
+/// Places an order for `tenant` with `rules`. `idempotency_key`: the same key with the
+/// same request returns the first result; with a different request, an error.
+///
+/// Stock is read, the order planned, then committed with conditional decrements; if
+/// another order took the stock in between, the commit fails as a whole and the order
+/// is planned again on a fresh read (up to [`MAX_ATTEMPTS`] times).
+pub async fn place_order(
+    store: &dyn Store,
+    rules: &Rules,
+    tenant: &str,
+    request: &OrderRequest,
+    idempotency_key: Option<&str>,
+) -> Result<OrderOutcome, OrderError> {
+    let order_id = match &request.order_id {
+        Some(id) if id.is_empty() || id.len() > 128 => {
+            return Err(OrderError::invalid("order_id", "1 to 128 characters"))
+        }
+        Some(id) => id.clone(),
+        None => format!("o-{}", uuid::Uuid::now_v7().simple()),
+    };
+    let mut attempt = 1;
+    loop {
+        match place_once(store, rules, tenant, request, idempotency_key, &order_id).await {
+            Err(OrderError::Place(
+                PlaceError::OutOfStock { .. } | PlaceError::LotsUnavailable { .. },
+            )) if attempt < MAX_ATTEMPTS => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
+async fn place_once(
+    store: &dyn Store,
+    rules: &Rules,
+    tenant: &str,
+    request: &OrderRequest,
+    idempotency_key: Option<&str>,
+    order_id: &str,
+) -> Result<OrderOutcome, OrderError> {
+    let order_id = order_id.to_owned();
+    let manifest = &rules.compiled.manifest;
+    if request.currency != manifest.currency {
+        return Err(OrderError::CurrencyMismatch {
+            ruleset: rules.name.clone(),
+            given: request.currency.clone(),
+            expected: manifest.currency.clone(),
+        });
+    }
+    let lines = read_lines(&request.order)?;
+    if let Some(mode) = &request.mode {
+        if !weir_dsl::schema::MODES.contains(&mode.as_str()) {
+            return Err(OrderError::invalid(
+                "mode",
+                format!("`{mode}` is not a carrier mode (ground, air, sea, local)"),
+            ));
+        }
+    }
+    let customer_id = request
+        .customer
+        .get("id")
+        .and_then(Json::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| OrderError::invalid("customer.id", "a non-empty string is required"))?
+        .to_owned();
+    let now_ms = store.now();
+
+    // ---- what the rules need, read before evaluation ----
+    let locations = store.locations(tenant).await?;
+    let mut stock: HashMap<(String, String), StockLevel> = HashMap::new();
+    for (index, line) in lines.iter().enumerate() {
+        let levels = store.stock_by_sku(tenant, &line.sku).await?;
+        if levels.is_empty() {
+            return Err(OrderError::UnknownSku {
+                sku: line.sku.clone(),
+                line: index,
+            });
+        }
+        for level in levels {
+            stock.insert((level.sku.clone(), level.location_id.clone()), level);
+        }
+    }
+    let pickup = match request.order.get("pickup_store") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(id)) => match locations.iter().find(|l| &l.id == id) {
+            Some(location) if location.capabilities.pickup => Some(location),
+            _ => return Err(OrderError::UnknownLocation(id.clone())),
+        },
+        Some(_) => {
+            return Err(OrderError::invalid(
+                "order.pickup_store",
+                "a store id or null",
+            ))
+        }
+    };
+    let attributes = store.location_attributes(tenant).await?;
+    let location_fields: Vec<&str> = rules
+        .ruleset
+        .schema
+        .entity(weir_dsl::schema::LOCATION)
+        .map(|e| e.fields.iter().map(|f| f.name.as_str()).collect())
+        .unwrap_or_default();
+    let candidates = candidates(
+        &locations,
+        &stock,
+        &lines,
+        request.delivery,
+        pickup,
+        &attributes,
+        &location_fields,
+    );
+    let counters = counters(store, rules, tenant, request).await?;
+    let lists = lists(store, rules, tenant).await?;
+    let (usage, limit_keys) = usage(store, rules, tenant, &customer_id, now_ms).await?;
+
+    let mut document = Map::new();
+    document.insert("now".into(), json!(now_ms / 1000));
+    document.insert("order".into(), order_json(&request.order, &order_id));
+    document.insert("customer".into(), Json::Object(request.customer.clone()));
+    document.insert(
+        "locations".into(),
+        Json::Array(candidates.iter().map(location_json).collect()),
+    );
+    document.insert("counters".into(), Json::Array(counters.clone()));
+    document.insert("lists".into(), lists);
+    document.insert("usage".into(), usage);
+    let document = Json::Object(document);
+    let input = facts::read(&document, &rules.ruleset).map_err(|e| OrderError::Invalid {
+        path: e.path,
+        message: e.message,
+    })?;
+    let context = Context {
+        lists: input.lists.clone(),
+        usage: input.usage.clone(),
+    };
+    let engine = WasmEngine {
+        module: &rules.module,
+    };
+    let decisions = evaluate(
+        &rules.compiled,
+        &rules.ruleset,
+        &input.facts,
+        &context,
+        &engine,
+    )
+    .map_err(|e| evaluation_error(rules, e))?;
+
+    // ---- risk ----
+    if let Some(risk) = &decisions.risk {
+        if risk.decision == Decision::Reject {
+            let mut reasons = risk.reasons.clone();
+            if reasons.is_empty() {
+                reasons = risk.fired.iter().map(|(name, _)| name.clone()).collect();
+            }
+            return Err(OrderError::Rejected { reasons });
+        }
+    }
+
+    // ---- shipments: route ranking, then constraints per shipment ----
+    let ranking: Vec<usize> = match &decisions.route {
+        Some(route) => route.ranking.iter().map(|(index, _)| *index).collect(),
+        // No route rule: nearest first.
+        None => (0..candidates.len()).collect(),
+    };
+    let shipments = plan_shipments(
+        rules,
+        &input.facts,
+        &context,
+        &candidates,
+        &lines,
+        &ranking,
+        request.mode.as_deref(),
+    )?;
+
+    // ---- the order, as one unit of work ----
+    let line_discounts = decisions
+        .promotions
+        .as_ref()
+        .map(|p| p.line_discounts.clone())
+        .unwrap_or_default();
+    let mut new = NewOrder::new(tenant, &order_id, &customer_id, &manifest.currency);
+    new.channel = request
+        .order
+        .get("channel")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_owned();
+    for (index, line) in lines.iter().enumerate() {
+        let (price, subtotal) = line_money(&input.facts, &rules.ruleset, index);
+        let discount = line_discounts.get(index).copied().unwrap_or(0);
+        new.lines.push(NewLine {
+            line_no: index as i64 + 1,
+            sku: line.sku.clone(),
+            qty: line.qty,
+            unit_price_minor: price,
+            discount_minor: discount,
+        });
+        new.subtotal_minor = new.subtotal_minor.saturating_add(subtotal);
+        new.discount_minor = new.discount_minor.saturating_add(discount);
+    }
+    new.total_minor = (new.subtotal_minor - new.discount_minor).max(0);
+    new.idempotency = idempotency_key.map(|key| Idempotency {
+        key: key.to_owned(),
+        request_hash: digest(&serde_json::to_string(request).unwrap_or_default()),
+    });
+    let promised = promised_at(&input.facts, &rules.ruleset);
+    let presale_session = request
+        .order
+        .get("session")
+        .and_then(Json::as_str)
+        .filter(|_| request.order.get("presale").and_then(Json::as_bool) == Some(true))
+        .map(str::to_owned);
+    new.reservation_expires_at = Some(now_ms.saturating_add(RESERVATION_HOLD_MS));
+    for shipment in &shipments {
+        let Some(candidate) = candidates.get(shipment.candidate) else {
+            continue;
+        };
+        let location = &candidate.location.id;
+        let mut shipment_lines = Vec::new();
+        for &index in &shipment.lines {
+            let Some(line) = lines.get(index) else {
+                continue;
+            };
+            let lot_tracked = stock
+                .get(&(line.sku.clone(), location.clone()))
+                .is_some_and(|s| s.lot_tracked);
+            new.reservations.push(NewReservation {
+                sku: line.sku.clone(),
+                location_id: location.clone(),
+                qty: line.qty,
+                presale_session_id: presale_session.clone(),
+                not_expiring_before: if lot_tracked {
+                    Some(promised.unwrap_or(now_ms))
+                } else {
+                    None
+                },
+            });
+            shipment_lines.push(ShipmentLine {
+                line_no: index as i64 + 1,
+                qty: line.qty,
+            });
+        }
+        new.shipments.push(NewShipment {
+            location_id: location.clone(),
+            carrier_mode: shipment.mode.clone(),
+            packaging: shipment.packaging.clone(),
+            lines: shipment_lines,
+        });
+    }
+    if let Some(promotions) = &decisions.promotions {
+        for consumption in &promotions.consumption {
+            let Some(meta) = manifest
+                .promotions
+                .iter()
+                .find(|p| p.name == consumption.promotion)
+            else {
+                continue;
+            };
+            if let Some(cap) = meta.budget {
+                if consumption.budget > 0 {
+                    new.budgets.push(BudgetUse {
+                        key: meta.name.clone(),
+                        amount: consumption.budget,
+                        cap,
+                    });
+                }
+            }
+            if let (Some((max, _)), Some(key)) = (&meta.limit, limit_keys.get(&meta.name)) {
+                if consumption.uses > 0 {
+                    new.limits.push(LimitUse {
+                        key: key.clone(),
+                        customer_id: customer_id.clone(),
+                        count: consumption.uses,
+                        max: *max,
+                    });
+                }
+            }
+        }
+    }
+    new.velocity = velocity_keys(rules, request);
+    new.work_orders = work_orders(rules, &decisions, &shipments, &order_id, now_ms);
+    let record = decision_record(rules, &decisions, &candidates, &shipments, &document);
+    let hooks = record.hooks.clone();
+    new.events.push(NewEvent {
+        aggregate_type: "order".into(),
+        aggregate_id: order_id.clone(),
+        event_type: "order.placed".into(),
+        payload: json!({
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "currency": manifest.currency,
+            "total_minor": new.total_minor,
+            "discount_minor": new.discount_minor,
+            "lines": new.lines.len(),
+            "shipments": new.shipments.iter().map(|s| json!({
+                "location": s.location_id, "mode": s.carrier_mode, "packaging": s.packaging,
+            })).collect::<Vec<_>>(),
+            "risk": hooks.get("risk").and_then(|r| r.get("decision")).cloned(),
+            "ruleset": rules.name,
+            "version": rules.version,
+        }),
+    });
+    new.decision = Some(record);
+    let placed = store.place_order(new).await?;
+    Ok(OrderOutcome {
+        placed,
+        decisions: hooks,
+    })
+}
+
+fn evaluation_error(rules: &Rules, error: impl std::fmt::Display) -> OrderError {
+    OrderError::Evaluation {
+        ruleset: rules.name.clone(),
+        message: error.to_string(),
+    }
+}
+
+/// `order.items` as lines: 1 to [`MAX_LINES`], each with a SKU and a positive whole qty.
+/// (Every other field is checked against the schema when the facts are read.)
+fn read_lines(order: &Map<String, Json>) -> Result<Vec<LineIn>, OrderError> {
+    let Some(Json::Array(items)) = order.get("items") else {
+        return Err(OrderError::invalid(
+            "order.items",
+            "a list of order lines is required",
+        ));
+    };
+    if items.is_empty() {
+        return Err(OrderError::invalid(
+            "order.items",
+            "an order needs at least one line",
+        ));
+    }
+    if items.len() > MAX_LINES {
+        return Err(OrderError::invalid(
+            "order.items",
+            format!("{} lines; an order has at most {MAX_LINES}", items.len()),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let path = format!("order.items[{i}]");
+            let sku = item
+                .get("sku")
+                .and_then(Json::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| OrderError::invalid(format!("{path}.sku"), "a SKU is required"))?;
+            let qty = item
+                .get("qty")
+                .and_then(Json::as_i64)
+                .filter(|q| *q > 0)
+                .ok_or_else(|| {
+                    OrderError::invalid(format!("{path}.qty"), "a whole number of units above 0")
+                })?;
+            Ok(LineIn {
+                sku: sku.to_owned(),
+                qty,
+                json: item.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The order facts with the id the pipeline uses.
+fn order_json(order: &Map<String, Json>, order_id: &str) -> Json {
+    let mut order = order.clone();
+    order.insert("id".into(), Json::String(order_id.to_owned()));
+    Json::Object(order)
+}
+
+/// Great-circle distance in km.
+fn haversine_km(a: GeoPoint, b: GeoPoint) -> f64 {
+    let (lat1, lat2) = (a.lat.to_radians(), b.lat.to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = (b.lon - a.lon).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().min(1.0).asin()
+}
+
+/// Route candidates: locations that ship (or, for a pickup order, the pickup store) and
+/// can promise at least one line, nearest first.
+fn candidates<'a>(
+    locations: &'a [Location],
+    stock: &'a HashMap<(String, String), StockLevel>,
+    lines: &'a [LineIn],
+    delivery: Option<GeoPoint>,
+    pickup: Option<&'a Location>,
+    attributes: &HashMap<String, Map<String, Json>>,
+    location_fields: &[&str],
+) -> Vec<Candidate<'a>> {
+    let mut out: Vec<Candidate<'a>> = locations
+        .iter()
+        .filter(|l| match pickup {
+            Some(store) => l.id == store.id,
+            None => l.capabilities.ships,
+        })
+        .filter_map(|location| {
+            let atp: HashMap<&str, i64> = lines
+                .iter()
+                .filter_map(|line| {
+                    stock
+                        .get(&(line.sku.clone(), location.id.clone()))
+                        .map(|s| (line.sku.as_str(), s.available_to_promise().max(0)))
+                })
+                .filter(|(_, atp)| *atp > 0)
+                .collect();
+            if atp.is_empty() {
+                return None;
+            }
+            let km = match (delivery, pickup) {
+                (_, Some(_)) | (None, _) => 0.0,
+                (Some(point), None) => haversine_km(
+                    point,
+                    GeoPoint {
+                        lat: location.lat,
+                        lon: location.lon,
+                    },
+                ),
+            };
+            let attributes = attributes
+                .get(&location.id)
+                .map(|a| {
+                    a.iter()
+                        .filter(|(name, _)| location_fields.contains(&name.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Candidate {
+                location,
+                km,
+                atp,
+                attributes,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.km.total_cmp(&b.km)
+            .then(a.location.id.cmp(&b.location.id))
+    });
+    out
+}
+
+/// Hours to deliver from a location `km` away: handling by kind plus travel at 30 km/h
+/// for local kinds, 60 km/h from a warehouse (docs/orders.md).
+fn eta_hours(kind: LocationKind, km: f64) -> f64 {
+    match kind {
+        LocationKind::FrontWarehouse => 0.25 + km / 30.0,
+        LocationKind::Store => 0.5 + km / 30.0,
+        LocationKind::Warehouse => 12.0 + km / 60.0,
+    }
+}
+
+fn location_json(candidate: &Candidate<'_>) -> Json {
+    let location = candidate.location;
+    let hours = eta_hours(location.kind, candidate.km);
+    // The merchant's facts first; what the pipeline computes wins over them.
+    let mut out = candidate.attributes.clone();
+    let computed = json!({
+        "id": location.id,
+        "kind": location.kind.as_str(),
+        "distance": format!("{:.3} km", candidate.km),
+        "distance_km": format!("{:.3}", candidate.km),
+        "eta": format!("{} min", (hours * 60.0).ceil() as i64),
+        "eta_hours": format!("{hours:.3}"),
+        "cold_chain": location.capabilities.cold_chain,
+        "hazmat_certified": location.capabilities.hazmat_certified,
+        "pickup": location.capabilities.pickup,
+    });
+    if let Json::Object(computed) = computed {
+        out.extend(computed);
+    }
+    Json::Object(out)
+}
+
+/// The value at a dotted fact path (`customer.device`) in the request, as a string key.
+fn path_key(request: &OrderRequest, path: &str) -> Option<String> {
+    let (root, rest) = path.split_once('.')?;
+    let mut value = match root {
+        "customer" => request.customer.get(rest.split('.').next()?)?,
+        "order" => request.order.get(rest.split('.').next()?)?,
+        _ => return None,
+    };
+    for part in rest.split('.').skip(1) {
+        value = value.get(part)?;
+    }
+    match value {
+        Json::String(s) if !s.is_empty() => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The velocity counters the module's manifest asks for, from the store.
+async fn counters(
+    store: &dyn Store,
+    rules: &Rules,
+    tenant: &str,
+    request: &OrderRequest,
+) -> Result<Vec<Json>, OrderError> {
+    let mut out = Vec::new();
+    for need in &rules.compiled.manifest.velocities {
+        let Some(key) = path_key(request, &need.key_path) else {
+            continue;
+        };
+        let keys = [VelocityKey {
+            kind: need.key_path.clone(),
+            key,
+        }];
+        let window_ms = need.window_seconds.saturating_mul(1000);
+        let counts = match need.kind {
+            CounterKind::Orders => store.velocity_counts(tenant, &keys, window_ms).await?,
+            CounterKind::Customers => store.velocity_customers(tenant, &keys, window_ms).await?,
+        };
+        out.push(json!({
+            "kind": need.kind.name(),
+            "key": need.key_path,
+            "window": format!("{} s", need.window_seconds),
+            "count": counts.first().copied().unwrap_or(0),
+        }));
+    }
+    Ok(out)
+}
+
+/// The keys this order counts under, for the counters the ruleset uses.
+fn velocity_keys(rules: &Rules, request: &OrderRequest) -> Vec<VelocityKey> {
+    let mut keys: Vec<VelocityKey> = Vec::new();
+    for need in &rules.compiled.manifest.velocities {
+        if let Some(key) = path_key(request, &need.key_path) {
+            let key = VelocityKey {
+                kind: need.key_path.clone(),
+                key,
+            };
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+/// The runtime lists the ruleset declares, from the store (a missing list is empty).
+async fn lists(store: &dyn Store, rules: &Rules, tenant: &str) -> Result<Json, OrderError> {
+    let mut out = Map::new();
+    for list in &rules.ruleset.lists {
+        let members = store
+            .list(tenant, &list.name)
+            .await?
+            .map(|l| l.members)
+            .unwrap_or_default();
+        let values = members
+            .into_iter()
+            .map(|m| match serde_json::from_str::<Json>(&m) {
+                // Numbers and booleans stored as text are typed again here; strings stay.
+                Ok(v @ (Json::Number(_) | Json::Bool(_))) => v,
+                _ => Json::String(m),
+            })
+            .collect();
+        out.insert(list.name.clone(), Json::Array(values));
+    }
+    Ok(Json::Object(out))
+}
+
+/// The period a per-customer limit is counted in, as part of its key.
+fn limit_key(promotion: &str, period: &str, now_ms: i64) -> String {
+    let day = now_ms.div_euclid(86_400_000);
+    match period {
+        "day" => format!("{promotion}@day{day}"),
+        // Weeks from the epoch (a Thursday) shifted to start on Monday.
+        "week" => format!("{promotion}@week{}", (day + 3).div_euclid(7)),
+        "month" => {
+            let date = chrono::DateTime::from_timestamp_millis(now_ms)
+                .map(|t| t.format("%Y-%m").to_string())
+                .unwrap_or_default();
+            format!("{promotion}@{date}")
+        }
+        // `campaign` (and `order`, counted per order by the engine) span all time.
+        _ => promotion.to_owned(),
+    }
+}
+
+/// Budget and limit usage so far, and each limited promotion's key for this period.
+async fn usage(
+    store: &dyn Store,
+    rules: &Rules,
+    tenant: &str,
+    customer_id: &str,
+    now_ms: i64,
+) -> Result<(Json, HashMap<String, String>), OrderError> {
+    let mut budget_used = Map::new();
+    let mut limit_used = Map::new();
+    let mut keys = HashMap::new();
+    for promotion in &rules.compiled.manifest.promotions {
+        if promotion.budget.is_some() {
+            if let Some((used, _)) = store.budget_usage(tenant, &promotion.name).await? {
+                budget_used.insert(promotion.name.clone(), json!(used));
+            }
+        }
+        if let Some((_, period)) = &promotion.limit {
+            let key = limit_key(&promotion.name, period, now_ms);
+            if let Some((used, _)) = store.limit_usage(tenant, &key, customer_id).await? {
+                limit_used.insert(promotion.name.clone(), json!(used));
+            }
+            keys.insert(promotion.name.clone(), key);
+        }
+    }
+    Ok((
+        json!({ "budget_used": budget_used, "limit_used": limit_used }),
+        keys,
+    ))
+}
+
+/// The order's `promised_at` as the facts read it, in millis.
+fn promised_at(facts_in: &weir_compiler::abi::Facts, ruleset: &Ruleset) -> Option<i64> {
+    let Some(weir_dsl::checked::Value::Record(_, slots)) = &facts_in.order else {
+        return None;
+    };
+    let index = ruleset
+        .schema
+        .entity(weir_dsl::schema::ORDER)
+        .and_then(|e| e.field("promised_at"))
+        .map(|(i, _)| i)?;
+    match slots.get(index) {
+        Some(Some(weir_dsl::checked::Value::Time(seconds))) => seconds.checked_mul(1000),
+        _ => None,
+    }
+}
+
+/// Unit price and line subtotal (minor units) of line `index` as the facts read them.
+fn line_money(facts_in: &weir_compiler::abi::Facts, ruleset: &Ruleset, index: usize) -> (i64, i64) {
+    use weir_dsl::checked::Value;
+    let item = ruleset.schema.entity(weir_dsl::schema::ITEM);
+    let field = |name: &str| item.and_then(|e| e.field(name)).map(|(i, _)| i);
+    let order_items = ruleset
+        .schema
+        .entity(weir_dsl::schema::ORDER)
+        .and_then(|e| e.field("items"))
+        .map(|(i, _)| i);
+    let Some(Value::Record(_, slots)) = &facts_in.order else {
+        return (0, 0);
+    };
+    let Some(Some(Value::List(items))) = order_items.and_then(|i| slots.get(i)) else {
+        return (0, 0);
+    };
+    let Some(Value::Record(_, item_slots)) = items.get(index) else {
+        return (0, 0);
+    };
+    let money = |name: &str| match field(name).and_then(|i| item_slots.get(i)) {
+        Some(Some(Value::Money(v))) => Some(*v),
+        _ => None,
+    };
+    let qty = match field("qty").and_then(|i| item_slots.get(i)) {
+        Some(Some(Value::Int(v))) => *v,
+        _ => 0,
+    };
+    let price = money("price").unwrap_or(0);
+    let subtotal = money("subtotal").unwrap_or_else(|| price.saturating_mul(qty));
+    (price, subtotal)
+}
+
+/// Assigns lines to locations in route order — one location for every line when one
+/// can (fewest splits), otherwise each line to the best-ranked location that can promise
+/// it — and runs the `constraints` hook on each shipment. A blocked shipment's location
+/// is dropped for those lines and they are planned again.
+fn plan_shipments(
+    rules: &Rules,
+    facts_in: &weir_compiler::abi::Facts,
+    context: &Context,
+    candidates: &[Candidate<'_>],
+    lines: &[LineIn],
+    ranking: &[usize],
+    requested_mode: Option<&str>,
+) -> Result<Vec<PlannedShipment>, OrderError> {
+    // (line, candidate) pairs ruled out by a blocked shipment.
+    let mut ruled_out: Vec<(usize, usize)> = Vec::new();
+    let mut reasons: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    // Each round either plans every line or rules out at least one pair.
+    for _ in 0..=(lines.len() * candidates.len().max(1)) {
+        let can = |line: usize, candidate: usize, used: &HashMap<(usize, usize), i64>| {
+            let Some(l) = lines.get(line) else {
+                return false;
+            };
+            let Some(c) = candidates.get(candidate) else {
+                return false;
+            };
+            if ruled_out.contains(&(line, candidate)) {
+                return false;
+            }
+            let taken = used
+                .get(&(candidate, sku_index(lines, line)))
+                .copied()
+                .unwrap_or(0);
+            c.atp.get(l.sku.as_str()).copied().unwrap_or(0) - taken >= l.qty
+        };
+        let mut assignment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut used: HashMap<(usize, usize), i64> = HashMap::new();
+        let whole = ranking.iter().copied().find(|&c| {
+            let mut used = HashMap::new();
+            (0..lines.len()).all(|line| {
+                let ok = can(line, c, &used);
+                if let Some(l) = lines.get(line) {
+                    *used.entry((c, sku_index(lines, line))).or_insert(0) += l.qty;
+                }
+                ok
+            })
+        });
+        match whole {
+            Some(c) => {
+                assignment.insert(c, (0..lines.len()).collect());
+            }
+            None => {
+                for (line, l) in lines.iter().enumerate() {
+                    let Some(c) = ranking.iter().copied().find(|&c| can(line, c, &used)) else {
+                        let reason = match reasons.get(&line) {
+                            Some(r) if !r.is_empty() => format!("blocked: {}", r.join("; ")),
+                            _ => "no candidate location can promise the quantity".to_string(),
+                        };
+                        return Err(OrderError::Unfulfillable {
+                            sku: l.sku.clone(),
+                            line,
+                            reason,
+                        });
+                    };
+                    *used.entry((c, sku_index(lines, line))).or_insert(0) += l.qty;
+                    assignment.entry(c).or_default().push(line);
+                }
+            }
+        }
+        let mut planned = Vec::new();
+        let mut blocked_any = false;
+        for (candidate, shipment_lines) in assignment {
+            let shipment = Shipment {
+                candidate,
+                lines: &shipment_lines,
+                requested_mode,
+            };
+            let verdict = check_shipment(rules, facts_in, context, candidates, &shipment, lines)?;
+            match verdict {
+                Ok(checked) => planned.push(PlannedShipment {
+                    candidate,
+                    lines: shipment_lines,
+                    mode: checked.mode,
+                    packaging: checked.packaging,
+                    constraints: checked.record,
+                    sops: checked.sops,
+                }),
+                Err(why) => {
+                    blocked_any = true;
+                    // Rule out only the lines that are blocked on their own here (the
+                    // perfume, not the serum beside it); if none is, the combination is.
+                    let mut alone = Vec::new();
+                    if shipment_lines.len() > 1 {
+                        for &line in &shipment_lines {
+                            let single = Shipment {
+                                candidate,
+                                lines: std::slice::from_ref(&line),
+                                requested_mode,
+                            };
+                            if let Err(why) = check_shipment(
+                                rules, facts_in, context, candidates, &single, lines,
+                            )? {
+                                alone.push((line, why));
+                            }
+                        }
+                    }
+                    if alone.is_empty() {
+                        alone = shipment_lines.iter().map(|&l| (l, why.clone())).collect();
+                    }
+                    for (line, why) in alone {
+                        ruled_out.push((line, candidate));
+                        reasons.entry(line).or_default().push(why);
+                    }
+                }
+            }
+        }
+        if !blocked_any {
+            return Ok(planned);
+        }
+    }
+    Err(OrderError::Evaluation {
+        ruleset: rules.name.clone(),
+        message: "shipment planning did not settle".into(),
+    })
+}
+
+/// The first line with the same SKU (lines of one SKU draw on one stock figure).
+fn sku_index(lines: &[LineIn], line: usize) -> usize {
+    let sku = lines.get(line).map(|l| l.sku.as_str());
+    lines
+        .iter()
+        .position(|l| Some(l.sku.as_str()) == sku)
+        .unwrap_or(line)
+}
+
+/// A shipment to check: lines at one candidate.
+struct Shipment<'a> {
+    candidate: usize,
+    lines: &'a [usize],
+    requested_mode: Option<&'a str>,
+}
+
+/// A shipment the constraints let through.
+struct Checked {
+    mode: String,
+    packaging: Vec<String>,
+    record: Json,
+    sops: Vec<String>,
+}
+
+type Verdict = Result<Checked, String>;
+
+/// Runs the `constraints` and `sop_triggers` hooks on one shipment: its mode, packaging
+/// and SOPs, or `Err(reason)` when it is blocked or no mode is allowed. The carrier is
+/// the location's contracted one: licensed for dangerous goods where the location is
+/// hazmat-certified, cold-chain where it is (docs/orders.md).
+fn check_shipment(
+    rules: &Rules,
+    facts_in: &weir_compiler::abi::Facts,
+    context: &Context,
+    candidates: &[Candidate<'_>],
+    shipment: &Shipment<'_>,
+    lines: &[LineIn],
+) -> Result<Verdict, OrderError> {
+    let Some(c) = candidates.get(shipment.candidate) else {
+        return Ok(Err("unknown candidate".into()));
+    };
+    let shipment_lines = shipment.lines;
+    let planned_mode = shipment.requested_mode.unwrap_or(match c.location.kind {
+        LocationKind::Warehouse => "ground",
+        LocationKind::FrontWarehouse | LocationKind::Store => "local",
+    });
+    let unconstrained = || Checked {
+        mode: planned_mode.to_owned(),
+        packaging: Vec::new(),
+        record: Json::Null,
+        sops: Vec::new(),
+    };
+    let manifest = &rules.compiled.manifest;
+    if manifest.constraints.is_empty() && manifest.sops.is_empty() {
+        return Ok(Ok(unconstrained()));
+    }
+    let items: Vec<Json> = shipment_lines
+        .iter()
+        .filter_map(|i| lines.get(*i).map(|l| l.json.clone()))
+        .collect();
+    let document = json!({
+        "location": location_json(c),
+        "shipment": { "items": items, "mode": planned_mode },
+        "carrier": {
+            "id": format!("{}-carrier", c.location.id),
+            "mode": planned_mode,
+            "cold_chain": c.location.capabilities.cold_chain,
+            "hazmat": c.location.capabilities.hazmat_certified,
+        },
+    });
+    let extra = facts::read(&document, &rules.ruleset).map_err(|e| OrderError::Invalid {
+        path: e.path,
+        message: e.message,
+    })?;
+    let mut shipment_facts = facts_in.clone();
+    shipment_facts.location = extra.facts.location;
+    shipment_facts.shipment = extra.facts.shipment;
+    shipment_facts.carrier = extra.facts.carrier;
+    let engine = WasmEngine {
+        module: &rules.module,
+    };
+    let decisions = evaluate_hooks(
+        &rules.compiled,
+        &rules.ruleset,
+        &shipment_facts,
+        context,
+        &engine,
+        &[Hook::Constraints, Hook::SopTriggers],
+    )
+    .map_err(|e| evaluation_error(rules, e))?;
+    let sops = decisions.sops;
+    let Some(outcome) = decisions.constraints else {
+        return Ok(Ok(Checked {
+            sops,
+            ..unconstrained()
+        }));
+    };
+    let record = json!({
+        "location": c.location.id,
+        "fired": outcome.fired,
+        "blocked": outcome.blocked,
+        "forbidden_modes": outcome.forbidden_modes.iter().map(|m| mode_name(*m)).collect::<Vec<_>>(),
+        "required_mode": outcome.required_mode.map(mode_name),
+        "packaging": outcome.packaging,
+        "conflicts": outcome.conflicts,
+        "mode": outcome.mode.map(mode_name),
+    });
+    if !outcome.blocked.is_empty() || !outcome.conflicts.is_empty() {
+        let mut why = outcome.blocked.clone();
+        why.extend(outcome.conflicts.iter().cloned());
+        return Ok(Err(format!("{} at {}", why.join(", "), c.location.id)));
+    }
+    match outcome.mode {
+        Some(mode) => Ok(Ok(Checked {
+            mode: mode_name(mode).to_owned(),
+            packaging: outcome.packaging,
+            record,
+            sops,
+        })),
+        None => Ok(Err(format!("no carrier mode allowed at {}", c.location.id))),
+    }
+}
+
+/// Work orders for the SOPs the evaluation triggered, with deadlines from now.
+fn work_orders(
+    rules: &Rules,
+    decisions: &Decisions,
+    shipments: &[PlannedShipment],
+    order_id: &str,
+    now_ms: i64,
+) -> Vec<NewWorkOrder> {
+    let mut names: Vec<&String> = Vec::new();
+    for name in decisions
+        .sops
+        .iter()
+        .chain(shipments.iter().flat_map(|s| &s.sops))
+    {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| {
+            rules
+                .compiled
+                .manifest
+                .sops
+                .iter()
+                .find(|s| &s.name == name)
+        })
+        .map(|sop| NewWorkOrder {
+            id: format!("wo-{}", uuid::Uuid::now_v7().simple()),
+            order_id: Some(order_id.to_owned()),
+            sop_name: sop.name.clone(),
+            steps: sop
+                .steps
+                .iter()
+                .map(|step| NewStep {
+                    name: step.name.clone(),
+                    role: step.role.clone(),
+                    evidence: (!step.requires.is_empty()).then(|| step.requires.join(",")),
+                    deadline_at: (step.within_seconds > 0)
+                        .then(|| now_ms.saturating_add(step.within_seconds.saturating_mul(1000))),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn digest(text: &str) -> String {
+    let hash = Sha256::digest(text.as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What was decided and from what: enough to answer "why this location?" and to replay
+/// the evaluation (the facts document is kept with its digest).
+fn decision_record(
+    rules: &Rules,
+    decisions: &Decisions,
+    candidates: &[Candidate<'_>],
+    shipments: &[PlannedShipment],
+    document: &Json,
+) -> DecisionRecord {
+    let id = |index: usize| candidates.get(index).map(|c| c.location.id.clone());
+    let promotions = decisions.promotions.as_ref().map(|p| {
+        json!({
+            "applied": p.applied.iter().map(|a| json!({"name": a.name, "discount_minor": a.discount})).collect::<Vec<_>>(),
+            "skipped": p.skipped.iter().map(|(name, why)| json!({"name": name, "why": format!("{why:?}")})).collect::<Vec<_>>(),
+            "line_discounts_minor": p.line_discounts,
+            "total_discount_minor": p.total_discount,
+            "gifts": decisions.gifts.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
+            "points_multiplier": p.points_multiplier as f64 / 1_000_000.0,
+        })
+    });
+    let route = decisions.route.as_ref().map(|r| {
+        json!({
+            "rule": decisions.route_name,
+            "ranking": r.ranking.iter().map(|(i, score)| json!({
+                "location": id(*i), "score": *score as f64 / 1_000_000.0,
+            })).collect::<Vec<_>>(),
+            "candidates": candidates.iter().map(|c| json!({
+                "location": c.location.id, "distance_km": (c.km * 1000.0).round() / 1000.0,
+            })).collect::<Vec<_>>(),
+            "excluded": candidates.iter().enumerate()
+                .filter(|(i, _)| !r.ranking.iter().any(|(j, _)| j == i))
+                .map(|(_, c)| c.location.id.clone()).collect::<Vec<_>>(),
+        })
+    });
+    let risk = decisions.risk.as_ref().map(|r| {
+        json!({
+            "decision": match r.decision { Decision::Accept => "accept", Decision::Review => "review", Decision::Reject => "reject" },
+            "score": r.score,
+            "fired": r.fired.iter().map(|(name, score)| json!({"name": name, "score": score})).collect::<Vec<_>>(),
+            "reasons": r.reasons,
+        })
+    });
+    let hooks = json!({
+        "promotions": promotions,
+        "route": route,
+        "shipments": shipments.iter().map(|s| json!({
+            "location": id(s.candidate),
+            "lines": s.lines.iter().map(|l| l + 1).collect::<Vec<_>>(),
+            "mode": s.mode,
+            "packaging": s.packaging,
+            "constraints": s.constraints,
+            "sops": s.sops,
+        })).collect::<Vec<_>>(),
+        "risk": risk,
+        "sops": decisions.sops,
+    });
+    let mut fired: Vec<String> = fired_rules(decisions).into_iter().collect();
+    for shipment in shipments {
+        if let Some(names) = shipment.constraints.get("fired").and_then(Json::as_array) {
+            for name in names.iter().filter_map(Json::as_str) {
+                if !fired.iter().any(|f| f == name) {
+                    fired.push(name.to_owned());
+                }
+            }
+        }
+    }
+    let text = serde_json::to_string(document).unwrap_or_default();
+    DecisionRecord {
+        ruleset_hash: rules.version.clone(),
+        hooks,
+        fired_rules: fired,
+        facts_digest: digest(&text),
+        facts: Some(document.clone()),
+    }
+}
+
+/// Shared handle for callers that keep rules behind an `Arc`.
+pub type SharedRules = Arc<Rules>;
+
+/// Builds [`Rules`] from a checked ruleset and its compiled module.
+pub fn rules(
+    engine: &crate::engine::Engine,
+    name: &str,
+    version: &str,
+    ruleset: Ruleset,
+    compiled: Compiled,
+    wasm: &[u8],
+) -> Result<Rules, EngineError> {
+    let artifact = engine.precompile(wasm)?;
+    let module = engine.load(name, &artifact)?;
+    Ok(Rules {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        ruleset,
+        compiled,
+        module,
+    })
+}

@@ -1,0 +1,74 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous=NORMAL`.
+//!
+//! A commit is durable against a crash of the process; after a power loss the last
+//! transactions before the most recent checkpoint can be lost (WAL with NORMAL syncs the
+//! log at checkpoints, not at every commit). SQLite has one writer at a time, so writes
+//! go through a pool of one connection that begins every transaction with
+//! `BEGIN IMMEDIATE` (taking the write lock first, so a transaction that reads then
+//! writes never fails to upgrade), and reads through a separate pool that WAL lets run
+//! beside the writer.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite};
+
+use super::{Backend, StoreConfig, StoreError};
+
+type Db = Sqlite;
+const STATEMENT_CACHE: usize = 512;
+const BACKEND: Backend = Backend::Sqlite;
+
+/// Row locks are PostgreSQL's; SQLite's single writer already excludes everyone else.
+macro_rules! for_update {
+    () => {
+        ""
+    };
+}
+
+#[allow(clippy::duplicate_mod)] // the same SQL, compiled for this backend (see shared.rs)
+#[path = "shared.rs"]
+mod shared;
+
+pub use shared::SqlStore as SqliteStore;
+
+async fn begin_write(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// Lock contention with another process (busy, locked, busy snapshot) or a race on a
+/// new key: the batch is tried again.
+fn retryable(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.is_unique_violation()
+            || d.code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+    })
+}
+
+/// Opens (creating if missing) the database file and applies the migrations.
+pub async fn open(path: &Path, config: StoreConfig) -> Result<SqliteStore, StoreError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        // The order writer's multi-row statements come in many sizes.
+        .statement_cache_capacity(STATEMENT_CACHE);
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(60))
+        .connect_with(options.clone())
+        .await?;
+    sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(config.max_connections.clamp(1, 8))
+        .connect_with(options)
+        .await?;
+    Ok(SqliteStore::start(read, write, config))
+}
