@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `WEIR_BENCH_ORDERS` (default 40,000) sets orders per run, `WEIR_BENCH_CLIENTS`
-//! (default 64) the concurrent clients.
+//! (default 64) the concurrent clients, `WEIR_BENCH_WRITERS` the order writer tasks
+//! (default: the backend's), `WEIR_BENCH_ONLY=sqlite|postgres` one backend.
 
 #![allow(
     clippy::unwrap_used,
@@ -171,7 +172,11 @@ async fn bench_store(
     let clients = env_usize("WEIR_BENCH_CLIENTS", 64);
 
     // Spread: 1,000 SKUs with plenty of stock.
-    let store = open(StoreConfig::default()).await;
+    let store = open(StoreConfig {
+        writers: env_usize("WEIR_BENCH_WRITERS", 0),
+        ..StoreConfig::default()
+    })
+    .await;
     prepare(store.as_ref(), 1000, 1_000_000).await;
     // Warm up connections and caches.
     place(store.clone(), 2_000, clients, 10_000_000, spread_sku).await;

@@ -34,6 +34,124 @@ async fn begin_write(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, 
     pool.begin().await
 }
 
+/// The placeholder for the `i`-th bind of a generated statement.
+fn ph(i: usize) -> String {
+    format!("${i}")
+}
+
+/// One column of a batch of rows, bound as one array.
+enum Column {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl Column {
+    fn cast(&self) -> &'static str {
+        match self {
+            Column::Text(_) => "text[]",
+            Column::Int(_) => "int8[]",
+            Column::Bool(_) => "bool[]",
+        }
+    }
+}
+
+/// Rows to columns; the first row's values give the column types.
+fn columns(rows: Vec<Vec<shared::V>>) -> Vec<Column> {
+    use shared::V;
+    let n = rows.len();
+    let mut cols: Vec<Column> = match rows.first() {
+        Some(first) => first
+            .iter()
+            .map(|v| match v {
+                V::S(_) | V::OS(_) => Column::Text(Vec::with_capacity(n)),
+                V::I(_) | V::OI(_) => Column::Int(Vec::with_capacity(n)),
+                V::B(_) => Column::Bool(Vec::with_capacity(n)),
+            })
+            .collect(),
+        None => return Vec::new(),
+    };
+    for row in rows {
+        for (col, v) in cols.iter_mut().zip(row) {
+            match (col, v) {
+                (Column::Text(c), V::S(x)) => c.push(Some(x)),
+                (Column::Text(c), V::OS(x)) => c.push(x),
+                (Column::Int(c), V::I(x)) => c.push(Some(x)),
+                (Column::Int(c), V::OI(x)) => c.push(x),
+                (Column::Bool(c), V::B(x)) => c.push(Some(x)),
+                (Column::Text(c), _) => c.push(None),
+                (Column::Int(c), _) => c.push(None),
+                (Column::Bool(c), _) => c.push(None),
+            }
+        }
+    }
+    cols
+}
+
+/// `UNNEST($first::text[], …)` for the columns.
+fn unnest(cols: &[Column], first: usize) -> String {
+    let args: Vec<String> = (first..)
+        .zip(cols)
+        .map(|(i, c)| format!("${i}::{}", c.cast()))
+        .collect();
+    format!("UNNEST({})", args.join(", "))
+}
+
+fn bind_columns(mut q: shared::Query<'_>, cols: Vec<Column>) -> shared::Query<'_> {
+    for c in cols {
+        q = match c {
+            Column::Text(v) => q.bind(v),
+            Column::Int(v) => q.bind(v),
+            Column::Bool(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// Many rows as one `INSERT … SELECT * FROM UNNEST(arrays)`: a statement of constant text
+/// with one parameter per column, prepared once per connection. A multi-row `VALUES`
+/// list would be a new statement for every batch size with a parameter per value,
+/// which costs PostgreSQL and the client far more per row.
+async fn insert_rows(
+    c: &mut shared::Conn,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<shared::V>>,
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let cols = columns(rows);
+    let sql = format!("{head} SELECT * FROM {} {tail}", unnest(&cols, 1));
+    let done = bind_columns(sqlx::query(&sql), cols)
+        .execute(&mut *c)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+async fn update_rows(
+    c: &mut shared::Conn,
+    table: &str,
+    names: &[&str],
+    set: &str,
+    filter: &str,
+    lead: Vec<shared::V>,
+    rows: Vec<Vec<shared::V>>,
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let cols = columns(rows);
+    let sql = format!(
+        "UPDATE {table} SET {set} FROM {} AS v({}) WHERE {filter}",
+        unnest(&cols, lead.len() + 1),
+        names.join(", ")
+    );
+    let q = shared::bind_all(sqlx::query(&sql), lead);
+    let done = bind_columns(q, cols).execute(&mut *c).await?;
+    Ok(done.rows_affected())
+}
+
 /// Serialization failure, deadlock, or a unique key inserted by a concurrent writer.
 fn retryable(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use sqlx::{Pool, Row as _};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{begin_write, retryable, Db, BACKEND};
+use super::{begin_write, ph, retryable, Db, BACKEND};
 use crate::store::placement::{
     Accepted, BudgetRow, KnownOrder, LimitRow, LotRow, Outcome, PlannedReservation, PresaleRow,
     State, StockKey, StockRow,
@@ -32,16 +32,16 @@ use crate::store::{
     VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep, WriterStats,
 };
 
-type Conn = <Db as sqlx::Database>::Connection;
+pub(super) type Conn = <Db as sqlx::Database>::Connection;
 type Row = <Db as sqlx::Database>::Row;
 type Tx = sqlx::Transaction<'static, Db>;
-type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+pub(super) type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
 
 /// Largest number of bind parameters in one statement (both backends allow more).
-const MAX_BINDS: usize = 16_000;
+pub(super) const MAX_BINDS: usize = 16_000;
 /// Statements with up to this many rows (or keys) are prepared once per connection and
 /// cached; larger ones, whose text varies with every batch size, are not.
-const PERSISTENT_ROWS: usize = 16;
+pub(super) const PERSISTENT_ROWS: usize = 16;
 /// Scheduler turns a writer waits for more orders after the first (no timer: an idle
 /// store answers a lone order without delay).
 const GATHER_YIELDS: usize = 4;
@@ -50,7 +50,7 @@ const BATCH_ATTEMPTS: usize = 5;
 
 /// One bind value of a dynamically built statement.
 #[derive(Debug, Clone)]
-enum V {
+pub(super) enum V {
     I(i64),
     OI(Option<i64>),
     S(String),
@@ -62,7 +62,7 @@ fn s(v: &str) -> V {
     V::S(v.to_owned())
 }
 
-fn bind_all(mut q: Query<'_>, args: Vec<V>) -> Query<'_> {
+pub(super) fn bind_all(mut q: Query<'_>, args: Vec<V>) -> Query<'_> {
     for a in args {
         q = match a {
             V::I(x) => q.bind(x),
@@ -75,15 +75,44 @@ fn bind_all(mut q: Query<'_>, args: Vec<V>) -> Query<'_> {
     q
 }
 
-/// `($first, …, $first+n-1)`.
-fn group(first: usize, n: usize) -> String {
-    let inner: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+/// `($first, …, $first+n-1)` in the backend's placeholder style (see `ph`).
+pub(super) fn group(first: usize, n: usize) -> String {
+    let inner: Vec<String> = (first..first + n).map(ph).collect();
     format!("({})", inner.join(", "))
 }
 
-/// `INSERT INTO t (cols) VALUES (…), (…) [tail]`, in chunks that stay under the bind
-/// limit. `head` is everything before `VALUES`.
+/// `head` (`INSERT INTO t (cols)`) for many rows, then `tail` (`ON CONFLICT …`), in the
+/// backend's way (`super::insert_rows`). Returns the rows inserted or updated.
 async fn insert_rows(
+    c: &mut Conn,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<V>>,
+) -> Result<u64, sqlx::Error> {
+    super::insert_rows(c, head, tail, rows).await
+}
+
+/// A guarded update of many rows in one statement, in the backend's way
+/// (`super::update_rows`): `UPDATE table SET set FROM (the rows) AS v WHERE filter`,
+/// with the rows' columns named by `names` (`v.<name>`) and bound after `lead` (which
+/// `set` may use as `$1…`). Returns the rows changed, so the caller can tell a guard
+/// that refused.
+async fn update_from_values(
+    c: &mut Conn,
+    table: &str,
+    names: &[&str],
+    set: &str,
+    filter: &str,
+    lead: Vec<V>,
+    rows: Vec<Vec<V>>,
+) -> Result<u64, sqlx::Error> {
+    super::update_rows(c, table, names, set, filter, lead, rows).await
+}
+
+/// `INSERT INTO t (cols) VALUES (…), (…) [tail]`, in chunks that stay under the bind
+/// limit. `head` is everything before `VALUES`. (SQLite's way; PostgreSQL binds arrays.)
+#[allow(dead_code)] // compiled for both backends, called by one
+pub(super) async fn insert_values(
     c: &mut Conn,
     head: &str,
     tail: &str,
@@ -110,11 +139,9 @@ async fn insert_rows(
     Ok(affected)
 }
 
-/// A guarded update of many rows in one statement:
-/// `UPDATE table SET … FROM (the rows) AS v WHERE …`, with the rows' columns named by
-/// `names` (`v.<name>`) and bound after `lead` (which `set` and `filter` may use as
-/// `$1…`). Returns the rows changed, so the caller can tell a guard that refused.
-async fn update_from_values(
+/// [`update_from_values`] with the rows as a `VALUES` list (SQLite's way).
+#[allow(dead_code)] // compiled for both backends, called by one
+pub(super) async fn update_values(
     c: &mut Conn,
     table: &str,
     names: &[&str],
@@ -138,6 +165,11 @@ async fn update_from_values(
         let chunk: Vec<Vec<V>> = rows.by_ref().take(per).collect();
         let n = chunk.len();
         let groups: Vec<String> = (0..n).map(|i| group(first + i * width, width)).collect();
+        // `set` names the lead values `$1…`; they come first in the text as in the binds.
+        let mut set = set.to_owned();
+        for i in 1..first {
+            set = set.replace(&format!("${i}"), &ph(i));
+        }
         let sql = format!(
             "UPDATE {table} SET {set} FROM (SELECT {} FROM (VALUES {}) AS x) AS v WHERE {filter}",
             columns.join(", "),
@@ -1308,7 +1340,8 @@ async fn select_by_keys(
                 .map(|i| group(2 + i * width, width))
                 .collect();
             let sql = format!(
-                "{select} WHERE tenant = $1 AND ({key_cols}) IN (VALUES {}) ORDER BY {order_by}{}",
+                "{select} WHERE tenant = {} AND ({key_cols}) IN (VALUES {}) ORDER BY {order_by}{}",
+                ph(1),
                 groups.join(", "),
                 for_update!()
             );
@@ -1347,7 +1380,8 @@ async fn load_for_orders(
             for chunk in values.chunks(MAX_BINDS) {
                 let sql = format!(
                     "SELECT id, idempotency_key, request_hash FROM orders \
-                     WHERE tenant = $1 AND {column} IN {}",
+                     WHERE tenant = {} AND {column} IN {}",
+                    ph(1),
                     group(2, chunk.len())
                 );
                 let rows = bind_all(
@@ -3722,7 +3756,8 @@ impl Store for SqlStore {
         let mut total = 0;
         for chunk in event_ids.chunks(1000) {
             let sql = format!(
-                "UPDATE outbox SET published_at = $1 WHERE published_at IS NULL AND id IN {}",
+                "UPDATE outbox SET published_at = {} WHERE published_at IS NULL AND id IN {}",
+                ph(1),
                 group(2, chunk.len())
             );
             let done = bind_all(
