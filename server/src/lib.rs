@@ -3,3 +3,4 @@
 //! everything here can be unit tested without spawning a process.
 
 pub mod cli;
+pub mod serve;

@@ -32,6 +32,11 @@ fn run(args: Cli) -> Result<Status> {
         Command::Test(test) => cli::test::run(&test, &mut out, &mut err, &style)?,
         Command::Build(build) => cli::build::run(&build, &mut out, &mut err, &style)?,
         Command::Eval(eval) => cli::eval::run(&eval, &mut out, &mut err, &style)?,
+        Command::Serve(serve) => {
+            drop(out);
+            return Ok(cli::serve::run(&serve));
+        }
+        Command::Tenant(tenant) => cli::serve::tenant(&tenant, &mut out)?,
     };
     out.flush()?;
     Ok(status)

@@ -189,6 +189,13 @@ pub async fn place_order(
         Some(id) => id.clone(),
         None => format!("o-{}", uuid::Uuid::now_v7().simple()),
     };
+    if let Some(key) = idempotency_key {
+        // A retry of an order already placed answers from what was stored, even if stock
+        // or rules changed since (the pipeline would decide differently now).
+        if let Some(outcome) = replay(store, tenant, key, request).await? {
+            return Ok(outcome);
+        }
+    }
     let mut attempt = 1;
     loop {
         match place_once(store, rules, tenant, request, idempotency_key, &order_id).await {
@@ -200,6 +207,46 @@ pub async fn place_order(
     }
 }
 
+/// The stored result of an earlier request with the same idempotency key, or `None`.
+async fn replay(
+    store: &dyn Store,
+    tenant: &str,
+    key: &str,
+    request: &OrderRequest,
+) -> Result<Option<OrderOutcome>, OrderError> {
+    let Some((order_id, hash)) = store.order_by_idempotency_key(tenant, key).await? else {
+        return Ok(None);
+    };
+    if hash != request_hash(request) {
+        return Err(OrderError::Place(PlaceError::IdempotencyConflict {
+            key: key.to_owned(),
+            order_id,
+        }));
+    }
+    let Some(record) = store.order(tenant, &order_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(OrderOutcome {
+        placed: PlacedOrder {
+            order_id: record.summary.order_id.clone(),
+            state: record.summary.state,
+            created_at: record.summary.created_at,
+            replayed: true,
+            reservations: record.reservations.clone(),
+            work_order_ids: record.work_orders.iter().map(|w| w.id.clone()).collect(),
+        },
+        decisions: record
+            .decision
+            .as_ref()
+            .map(|d| d.hooks.clone())
+            .unwrap_or(Json::Null),
+    }))
+}
+
+fn request_hash(request: &OrderRequest) -> String {
+    digest(&serde_json::to_string(request).unwrap_or_default())
+}
+
 async fn place_once(
     store: &dyn Store,
     rules: &Rules,
@@ -208,6 +255,45 @@ async fn place_once(
     idempotency_key: Option<&str>,
     order_id: &str,
 ) -> Result<OrderOutcome, OrderError> {
+    let (new, decisions) = plan(store, rules, tenant, request, idempotency_key, order_id).await?;
+    let placed = store.place_order(new).await?;
+    Ok(OrderOutcome { placed, decisions })
+}
+
+/// What an order would become, decided but not written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRun {
+    /// Everything the order would write (lines, reservations, shipments, the decision
+    /// record …); stock is checked again only when an order is really placed.
+    pub order: NewOrder,
+    pub decisions: Json,
+}
+
+/// Runs the whole pipeline on current stock and risk state, and writes nothing: for
+/// trying an order against a ruleset version before activating it.
+pub async fn dry_run(
+    store: &dyn Store,
+    rules: &Rules,
+    tenant: &str,
+    request: &OrderRequest,
+) -> Result<DryRun, OrderError> {
+    let order_id = request
+        .order_id
+        .clone()
+        .unwrap_or_else(|| "dry-run".to_owned());
+    let (order, decisions) = plan(store, rules, tenant, request, None, &order_id).await?;
+    Ok(DryRun { order, decisions })
+}
+
+/// Reads, evaluates and plans an order: the unit of work [`Store::place_order`] commits.
+async fn plan(
+    store: &dyn Store,
+    rules: &Rules,
+    tenant: &str,
+    request: &OrderRequest,
+    idempotency_key: Option<&str>,
+    order_id: &str,
+) -> Result<(NewOrder, Json), OrderError> {
     let order_id = order_id.to_owned();
     let manifest = &rules.compiled.manifest;
     if request.currency != manifest.currency {
@@ -371,7 +457,7 @@ async fn place_once(
     new.total_minor = (new.subtotal_minor - new.discount_minor).max(0);
     new.idempotency = idempotency_key.map(|key| Idempotency {
         key: key.to_owned(),
-        request_hash: digest(&serde_json::to_string(request).unwrap_or_default()),
+        request_hash: request_hash(request),
     });
     let promised = promised_at(&input.facts, &rules.ruleset);
     let presale_session = request
@@ -471,11 +557,7 @@ async fn place_once(
         }),
     });
     new.decision = Some(record);
-    let placed = store.place_order(new).await?;
-    Ok(OrderOutcome {
-        placed,
-        decisions: hooks,
-    })
+    Ok((new, hooks))
 }
 
 fn evaluation_error(rules: &Rules, error: impl std::fmt::Display) -> OrderError {
@@ -1172,6 +1254,8 @@ fn decision_record(
         })
     });
     let hooks = json!({
+        "ruleset": rules.name,
+        "version": rules.version,
         "promotions": promotions,
         "route": route,
         "shipments": shipments.iter().map(|s| json!({

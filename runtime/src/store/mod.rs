@@ -33,6 +33,14 @@ use async_trait::async_trait;
 pub use error::{PlaceError, StoreError};
 pub use types::*;
 
+/// The PostgreSQL channel on which an activation or rollback is announced (payload
+/// `tenant\nname`), so every server process swaps to the new version.
+pub const RULESET_CHANNEL: &str = "weir_rulesets";
+
+/// The scopes an API key may carry: `orders` (orders, shipments, returns, inventory,
+/// work orders), `rules` (rulesets and runtime lists), `admin` (everything, and keys).
+pub const API_SCOPES: &[&str] = &["orders", "rules", "admin"];
+
 /// Where "now" comes from. Tests and simulations use [`ManualClock`] so expiry,
 /// deadlines and windows are deterministic.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -315,6 +323,12 @@ pub trait Store: Send + Sync {
     /// Writes the whole order in one unit of work, or nothing (the error says why).
     async fn place_order(&self, order: NewOrder) -> Result<PlacedOrder, PlaceError>;
     async fn order(&self, tenant: &str, order_id: &str) -> Result<Option<OrderRecord>, StoreError>;
+    /// The order placed under an idempotency key: `(order id, request hash)`.
+    async fn order_by_idempotency_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<(String, String)>, StoreError>;
     async fn list_orders(
         &self,
         tenant: &str,
@@ -426,6 +440,13 @@ pub trait Store: Send + Sync {
         work_order: &NewWorkOrder,
     ) -> Result<WorkOrder, StoreError>;
     async fn work_order(&self, tenant: &str, id: &str) -> Result<Option<WorkOrder>, StoreError>;
+    /// Work orders of one order, or else in one state (default open), by id.
+    async fn list_work_orders(
+        &self,
+        tenant: &str,
+        order_id: Option<&str>,
+        state: Option<WorkOrderState>,
+    ) -> Result<Vec<WorkOrder>, StoreError>;
     /// Completes a step; evidence is required when the step names a kind. The last step
     /// closes the work order (`sop.completed` event).
     async fn complete_step(
@@ -451,6 +472,20 @@ pub trait Store: Send + Sync {
         tenant: &str,
         aggregate: Option<(&str, &str)>,
     ) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    // ---- tenants and API keys ------------------------------------------------------
+
+    /// Creates a merchant; `AlreadyExists` if the id is taken.
+    async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant, StoreError>;
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError>;
+    /// Keeps a key of an existing tenant.
+    async fn create_api_key(&self, tenant: &str, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+    /// *All tenants* (authentication): the key with this hash, revoked or not.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// A tenant's keys, oldest first.
+    async fn api_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revokes a key; `false` when it was revoked already.
+    async fn revoke_api_key(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
 
     // ---- ruleset versions ----------------------------------------------------------
 
@@ -478,6 +513,10 @@ pub trait Store: Send + Sync {
         tenant: &str,
         name: &str,
     ) -> Result<Option<RulesetVersion>, StoreError>;
+    /// *All tenants* (start-up): every active ruleset version, by tenant.
+    async fn all_active_rulesets(&self) -> Result<Vec<(String, RulesetVersion)>, StoreError>;
+    /// Names of a tenant's rulesets that have an active version.
+    async fn ruleset_names(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
     /// Versions of a ruleset, oldest first.
     async fn ruleset_versions(
         &self,

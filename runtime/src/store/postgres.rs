@@ -181,3 +181,43 @@ pub async fn open_with(
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;
     Ok(PgStore::start(pool.clone(), pool, config))
 }
+
+/// Announcements of ruleset activations and rollbacks made by any process on the same
+/// database (`NOTIFY` on [`super::RULESET_CHANNEL`], sent when the activation commits).
+pub struct RulesetListener(sqlx::postgres::PgListener);
+
+/// What the listener heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesetAnnouncement {
+    /// This tenant's ruleset has a new active version.
+    Activated { tenant: String, name: String },
+    /// The connection dropped and was re-established: announcements may have been
+    /// missed, so reload every active version.
+    Reconnected,
+}
+
+impl RulesetListener {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(super::RULESET_CHANNEL).await?;
+        Ok(RulesetListener(listener))
+    }
+
+    /// Waits for the next announcement.
+    pub async fn recv(&mut self) -> Result<RulesetAnnouncement, StoreError> {
+        loop {
+            match self.0.try_recv().await? {
+                None => return Ok(RulesetAnnouncement::Reconnected),
+                Some(notification) => {
+                    if let Some((tenant, name)) = notification.payload().split_once('\n') {
+                        return Ok(RulesetAnnouncement::Activated {
+                            tenant: tenant.to_owned(),
+                            name: name.to_owned(),
+                        });
+                    }
+                    // Not ours (someone else NOTIFYing on the channel): ignore it.
+                }
+            }
+        }
+    }
+}

@@ -22,14 +22,15 @@ use crate::store::placement::{
     State, StockKey, StockRow,
 };
 use crate::store::{
-    Adjustment, Backend, BudgetConsumption, CancelOutcome, Capabilities, DecisionRecord,
+    Adjustment, ApiKey, Backend, BudgetConsumption, CancelOutcome, Capabilities, DecisionRecord,
     EscalatedStep, ExpirySweep, Location, LocationKind, Lot, LotPick, LotRef, Millis, Movement,
-    MovementKind, NewEvent, NewHold, NewOrder, NewPresale, NewReservation, NewReturn,
+    MovementKind, NewApiKey, NewEvent, NewHold, NewOrder, NewPresale, NewReservation, NewReturn,
     NewRulesetVersion, NewWorkOrder, OrderFilter, OrderLine, OrderRecord, OrderState, OrderSummary,
     OutboxEvent, PlaceError, PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt,
     Reservation, ReservationStatus, ReturnRecord, ReturnState, RulesetVersion, RuntimeList,
     Shipment, ShipmentLine, StepCompletion, StepState, StockLevel, Store, StoreConfig, StoreError,
-    VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep, WriterStats,
+    Tenant, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep, WriterStats,
+    API_SCOPES,
 };
 
 pub(super) type Conn = <Db as sqlx::Database>::Connection;
@@ -2888,6 +2889,25 @@ impl Store for SqlStore {
             .map_err(|_| PlaceError::Store(StoreError::Closed))?
     }
 
+    async fn order_by_idempotency_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, request_hash FROM orders WHERE tenant = $1 AND idempotency_key = $2",
+        )
+        .bind(tenant)
+        .bind(key)
+        .fetch_optional(&self.inner.read)
+        .await?;
+        row.map(|row| {
+            let hash: Option<String> = row.try_get("request_hash")?;
+            Ok((row.try_get("id")?, hash.unwrap_or_default()))
+        })
+        .transpose()
+    }
+
     async fn order(&self, tenant: &str, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
         let mut c = self.read().await?;
         let sql = format!("SELECT {ORDER_COLS} FROM orders WHERE tenant = $1 AND id = $2");
@@ -3589,6 +3609,26 @@ impl Store for SqlStore {
             .ok_or_else(|| StoreError::Corrupt("work order vanished".into()))
     }
 
+    async fn list_work_orders(
+        &self,
+        tenant: &str,
+        order_id: Option<&str>,
+        state: Option<WorkOrderState>,
+    ) -> Result<Vec<WorkOrder>, StoreError> {
+        let mut c = self.read().await?;
+        let mut found = match order_id {
+            Some(order_id) => fetch_work_orders(&mut c, tenant, "order_id", order_id).await?,
+            None => {
+                let state = state.unwrap_or(WorkOrderState::Open);
+                fetch_work_orders(&mut c, tenant, "state", state.as_str()).await?
+            }
+        };
+        if let Some(state) = state {
+            found.retain(|w| w.state == state);
+        }
+        Ok(found)
+    }
+
     async fn work_order(&self, tenant: &str, id: &str) -> Result<Option<WorkOrder>, StoreError> {
         let mut c = self.read().await?;
         Ok(fetch_work_orders(&mut c, tenant, "id", id).await?.pop())
@@ -3936,6 +3976,188 @@ impl Store for SqlStore {
         .map(ruleset_row)
         .collect()
     }
+
+    async fn all_active_rulesets(&self) -> Result<Vec<(String, RulesetVersion)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant, name, content_hash, files, created_at, active FROM ruleset_versions \
+             WHERE active ORDER BY tenant, name",
+        )
+        .fetch_all(&self.inner.read)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("tenant")?, ruleset_row(row)?)))
+            .collect()
+    }
+
+    async fn ruleset_names(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name FROM ruleset_versions WHERE tenant = $1 AND active ORDER BY name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.inner.read)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get("name").map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant, StoreError> {
+        if id.is_empty() || id.len() > 64 {
+            return Err(StoreError::Invalid(
+                "a tenant id has 1 to 64 characters".into(),
+            ));
+        }
+        let now = self.now_ms();
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists {
+                kind: "tenant",
+                id: id.to_owned(),
+            });
+        }
+        tx.commit().await?;
+        Ok(Tenant {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+        })
+    }
+
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.inner.read)
+            .await?;
+        row.map(|row| {
+            Ok(Tenant {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_api_key(&self, tenant: &str, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        for scope in &key.scopes {
+            if !API_SCOPES.contains(&scope.as_str()) {
+                return Err(StoreError::Invalid(format!(
+                    "unknown scope `{scope}` (orders, rules, admin)"
+                )));
+            }
+        }
+        if key.scopes.is_empty() || key.id.is_empty() || key.key_hash.is_empty() {
+            return Err(StoreError::Invalid(
+                "an API key needs an id, a hash and at least one scope".into(),
+            ));
+        }
+        let now = self.now_ms();
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT id FROM tenants WHERE id = $1")
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::not_found("tenant", tenant));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, tenant, key_hash, label, scopes, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.id)
+        .bind(tenant)
+        .bind(&key.key_hash)
+        .bind(&key.label)
+        .bind(key.scopes.join(" "))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists {
+                kind: "API key",
+                id: key.id.clone(),
+            });
+        }
+        tx.commit().await?;
+        Ok(ApiKey {
+            id: key.id.clone(),
+            tenant: tenant.to_owned(),
+            label: key.label.clone(),
+            scopes: key.scopes.clone(),
+            created_at: now,
+            revoked_at: None,
+        })
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant, label, scopes, created_at, revoked_at FROM api_keys \
+             WHERE key_hash = $1",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.inner.read)
+        .await?;
+        row.as_ref().map(api_key_row).transpose()
+    }
+
+    async fn api_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant, label, scopes, created_at, revoked_at FROM api_keys \
+             WHERE tenant = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant)
+        .fetch_all(&self.inner.read)
+        .await?;
+        rows.iter().map(api_key_row).collect()
+    }
+
+    async fn revoke_api_key(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        let mut tx = self.begin().await?;
+        let found = sqlx::query("SELECT revoked_at FROM api_keys WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(found) = found else {
+            return Err(StoreError::not_found("API key", id));
+        };
+        let revoked_at: Option<i64> = found.try_get("revoked_at")?;
+        if revoked_at.is_some() {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+fn api_key_row(row: &Row) -> Result<ApiKey, StoreError> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        label: row.try_get("label")?,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
 }
 
 /// Confirms held reservations at shipment: the units leave (`on_hand` and `reserved`
@@ -4123,6 +4345,15 @@ async fn set_active_ruleset(
         now,
     )
     .await?;
+    if BACKEND == Backend::Postgres {
+        // Delivered to every listening server when the transaction commits (never if it
+        // rolls back), so other processes swap to the new version (`RULESET_CHANNEL`).
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::store::RULESET_CHANNEL)
+            .bind(format!("{tenant}\n{name}"))
+            .execute(&mut *c)
+            .await?;
+    }
     fetch_ruleset(c, tenant, name, hash)
         .await?
         .ok_or_else(|| StoreError::Corrupt("ruleset version vanished".into()))

@@ -695,3 +695,33 @@ pub struct ExpirySweep {
     /// (tenant, order id) of orders cancelled because their hold expired.
     pub cancelled_orders: Vec<(String, String)>,
 }
+
+/// A merchant: every other record belongs to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+/// An API key to keep: the secret is never stored, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub id: String,
+    /// Hex SHA-256 of the secret.
+    pub key_hash: String,
+    pub label: String,
+    /// Any of `orders`, `rules`, `admin`.
+    pub scopes: Vec<String>,
+}
+
+/// A stored API key (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant: String,
+    pub label: String,
+    pub scopes: Vec<String>,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
+}

@@ -242,7 +242,7 @@ fn decisions_json(
 }
 
 /// Every rule: fired or not, its condition as written, and the facts it reads.
-fn explain(
+pub(crate) fn explain(
     d: &Decisions,
     ruleset: &Ruleset,
     compiled: &weir_compiler::Compiled,

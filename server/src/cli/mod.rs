@@ -7,6 +7,7 @@ pub mod eval;
 pub mod explain;
 pub mod fmt;
 pub mod render;
+pub mod serve;
 pub mod sources;
 pub mod test;
 pub mod write;
@@ -46,6 +47,61 @@ pub enum Command {
     Build(BuildArgs),
     /// Evaluate one ruleset over facts from a JSON file and print the decisions.
     Eval(EvalArgs),
+    /// Run the order API: SQLite `./weir.db`, the rulesets under `rulesets/` active for
+    /// a demo merchant, a fresh API key printed once.
+    Serve(ServeArgs),
+    /// Create a merchant (tenant) and print its first API key.
+    Tenant(TenantArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  weir serve\n  weir serve --db postgres://postgres@127.0.0.1:5432/weir --listen 0.0.0.0:8080\n  weir serve --no-demo"
+)]
+pub struct ServeArgs {
+    /// Database: `sqlite://PATH` (created if missing) or `postgres://…`.
+    #[arg(long, env = "WEIR_DATABASE_URL", default_value = "sqlite://weir.db")]
+    pub db: String,
+    /// Address to listen on.
+    #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Folder of example rulesets (one per subfolder) to make active for the demo
+    /// merchant, with the stock in each folder's demo.json.
+    #[arg(long, default_value = "rulesets")]
+    pub rulesets: PathBuf,
+    /// Do not set up the demo merchant.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest a request may take (ms), waiting for a slot included.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// Requests answered at once; more wait for a slot.
+    #[arg(long, default_value_t = 512)]
+    pub concurrency: usize,
+    /// Fuel per hook call (about one WebAssembly instruction each).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub fuel: u64,
+    /// Database connections (PostgreSQL; SQLite readers).
+    #[arg(long, default_value_t = 16)]
+    pub connections: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantArgs {
+    /// Database: `sqlite://PATH` or `postgres://…`.
+    #[arg(long, env = "WEIR_DATABASE_URL", default_value = "sqlite://weir.db")]
+    pub db: String,
+    /// The merchant's id (used in every record).
+    pub id: String,
+    /// A display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Scopes of the first key: orders, rules, admin.
+    #[arg(long, value_delimiter = ',', default_value = "admin")]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

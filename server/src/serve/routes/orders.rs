@@ -1,0 +1,546 @@
+//! Orders, shipment events and returns.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
+use utoipa::{IntoParams, ToSchema};
+use weir_runtime::services::orders::{self, GeoPoint, OrderOutcome, OrderRequest};
+use weir_runtime::store::{
+    LotRef, NewReturn, OrderFilter, OrderRecord, OrderState, Reservation, ReturnLine,
+};
+
+use super::{check_id, reply};
+use crate::serve::auth::{Caller, Scope};
+use crate::serve::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::serve::problem::Problem;
+use crate::serve::AppState;
+
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Point {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// An order as a channel submits it. `order` and `customer` are the ruleset's facts
+/// (`docs/language.md`): `order.items` holds the lines (`sku`, `qty`, `price` …).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    /// Which of the tenant's active rulesets decides the order; may be left out when
+    /// the tenant has exactly one.
+    #[serde(default)]
+    pub ruleset: Option<String>,
+    /// Chosen by the caller, or generated.
+    #[serde(default)]
+    pub order_id: Option<String>,
+    /// ISO 4217; must be the ruleset's currency.
+    pub currency: String,
+    #[serde(default)]
+    pub delivery: Option<Point>,
+    /// `ground`, `air`, `sea` or `local`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[schema(value_type = Object)]
+    pub order: Map<String, Json>,
+    #[schema(value_type = Object)]
+    pub customer: Map<String, Json>,
+}
+
+impl CreateOrder {
+    pub fn request(&self) -> OrderRequest {
+        OrderRequest {
+            order_id: self.order_id.clone(),
+            currency: self.currency.clone(),
+            delivery: self.delivery.map(|p| GeoPoint {
+                lat: p.lat,
+                lon: p.lon,
+            }),
+            mode: self.mode.clone(),
+            order: self.order.clone(),
+            customer: self.customer.clone(),
+        }
+    }
+}
+
+/// A reservation as the order's creation answer shows it (its status at that moment is
+/// `held`; `GET /v1/orders/{id}` has the current one).
+#[derive(Debug, Clone, Serialize)]
+struct PlacedReservation<'a> {
+    id: &'a str,
+    sku: &'a str,
+    location_id: &'a str,
+    qty: i64,
+    lots: Json,
+}
+
+fn reservation_view(r: &Reservation) -> PlacedReservation<'_> {
+    PlacedReservation {
+        id: &r.id,
+        sku: &r.sku,
+        location_id: &r.location_id,
+        qty: r.qty,
+        lots: json!(r.lots),
+    }
+}
+
+/// The answer to an order's creation: built from the same fields whether the order was
+/// placed now or is replayed from the store, so a replay's body is identical.
+fn created_body(outcome: &OrderOutcome) -> Json {
+    let placed = &outcome.placed;
+    json!({
+        "order_id": placed.order_id,
+        "state": OrderState::Placed.as_str(),
+        "created_at": placed.created_at,
+        "reservations": placed.reservations.iter().map(reservation_view).collect::<Vec<_>>(),
+        "work_orders": placed.work_order_ids,
+        "decisions": outcome.decisions,
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "The Idempotency-Key header is not valid",
+                format!("1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Places an order: risk, promotions, routing and constraints decided by the ruleset,
+/// stock reserved, shipments and SOP work orders written, all in one transaction.
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Same key and body: the first answer again; same key, other body: 422")),
+    responses(
+        (status = 201, description = "Placed (or replayed: header `Idempotent-Replayed: true`)", body = serde_json::Value),
+        (status = 409, description = "Out of stock, budget or limit used up", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid, rejected by risk rules, or key reused", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateOrder>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let key = idempotency_key(&headers)?;
+    if let Some(id) = &body.order_id {
+        check_id("order_id", id)?;
+    }
+    let version = app.pick_ruleset(&caller.tenant, body.ruleset.as_deref())?;
+    let request = body.request();
+    let result = orders::place_order(
+        app.store.as_ref(),
+        &version.rules,
+        &caller.tenant,
+        &request,
+        key.as_deref(),
+    )
+    .await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let problem = Problem::from(error);
+            app.metrics.order(problem.slug);
+            return Err(problem);
+        }
+    };
+    let replayed = outcome.placed.replayed;
+    let outcome = if replayed {
+        // A replay detected inside the store's transaction (a concurrent retry) carries
+        // decisions recomputed now; answer from what was stored.
+        let record = app
+            .store
+            .order(&caller.tenant, &outcome.placed.order_id)
+            .await?
+            .ok_or_else(|| Problem::not_found("order", &outcome.placed.order_id))?;
+        OrderOutcome {
+            decisions: record
+                .decision
+                .as_ref()
+                .map(|d| d.hooks.clone())
+                .unwrap_or(Json::Null),
+            ..outcome
+        }
+    } else {
+        outcome
+    };
+    app.metrics
+        .order(if replayed { "replayed" } else { "placed" });
+    let mut response = reply(StatusCode::CREATED, &created_body(&outcome));
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/orders/{}", outcome.placed.order_id))
+    {
+        response.headers_mut().insert("location", location);
+    }
+    Ok(response)
+}
+
+async fn record(app: &AppState, tenant: &str, id: &str) -> Result<OrderRecord, Problem> {
+    app.store
+        .order(tenant, id)
+        .await?
+        .ok_or_else(|| Problem::not_found("order", id))
+}
+
+/// An order with its lines, reservations, shipments, work orders and decision record.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = serde_json::Value),
+        (status = 404, description = "No such order for this tenant", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let order = record(&app, &caller.tenant, &id).await?;
+    Ok(reply(StatusCode::OK, &order))
+}
+
+/// Why the order was decided as it was: every rule of the version that decided it,
+/// whether it fired and the facts its conditions read, re-run on the stored facts.
+#[utoipa::path(get, path = "/v1/orders/{id}/explain", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The explanation", body = serde_json::Value),
+        (status = 404, description = "No such order", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn explain(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let order = record(&app, &caller.tenant, &id).await?;
+    let Some(decision) = order.decision else {
+        return Err(Problem::not_found("decision record of order", &id));
+    };
+    let name = decision
+        .hooks
+        .get("ruleset")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let version = app
+        .rules
+        .version(&caller.tenant, &name, &decision.ruleset_hash)
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string()))?
+        .ok_or_else(|| {
+            Problem::not_found(
+                "ruleset version",
+                &format!("{name}@{}", decision.ruleset_hash),
+            )
+        })?;
+    let facts = decision.facts.clone().unwrap_or(Json::Null);
+    let rules = crate::serve::explain::explain(&version, &facts)?;
+    Ok(reply(
+        StatusCode::OK,
+        &json!({
+            "order_id": id,
+            "ruleset": name,
+            "version": decision.ruleset_hash,
+            "facts_digest": decision.facts_digest,
+            "fired_rules": decision.fired_rules,
+            "decisions": decision.hooks,
+            "rules": rules,
+            "facts": facts,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Cancels an order not yet shipped: reservations released, budgets and limits given
+/// back. Cancelling again changes nothing.
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", request_body = CancelBody,
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Cancelled", body = serde_json::Value),
+        (status = 404, description = "No such order", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Already shipped", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn cancel(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CancelBody>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "cancelled_by_merchant".into());
+    let outcome = app.store.cancel_order(&caller.tenant, &id, &reason).await?;
+    Ok(reply(StatusCode::OK, &outcome))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// placed, allocated, picking, shipped, delivered, cancelled
+    pub state: Option<String>,
+    pub customer_id: Option<String>,
+    pub channel: Option<String>,
+    /// Created at or after (Unix ms).
+    pub created_from: Option<i64>,
+    /// Created before (Unix ms).
+    pub created_before: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Orders, oldest first, filtered; pages continue with `cursor`.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = serde_json::Value),
+        (status = 400, description = "Bad query", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let state = match &query.state {
+        None => None,
+        Some(s) => Some(OrderState::parse(s).ok_or_else(|| {
+            Problem::invalid(format!(
+                "state `{s}`: one of placed, allocated, picking, shipped, delivered, cancelled"
+            ))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::invalid("limit: 1 to 1000"));
+    }
+    let after = match &query.cursor {
+        None => None,
+        Some(cursor) => {
+            let parsed = cursor
+                .split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())));
+            Some(parsed.ok_or_else(|| Problem::invalid("cursor: use `next_cursor` as given"))?)
+        }
+    };
+    let filter = OrderFilter {
+        state,
+        customer_id: query.customer_id.clone(),
+        channel: query.channel.clone(),
+        created_from: query.created_from,
+        created_before: query.created_before,
+        after,
+        limit,
+    };
+    let orders = app.store.list_orders(&caller.tenant, &filter).await?;
+    let next = (orders.len() == limit as usize)
+        .then(|| {
+            orders
+                .last()
+                .map(|o| format!("{}.{}", o.created_at, o.order_id))
+        })
+        .flatten();
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"orders": orders, "next_cursor": next}),
+    ))
+}
+
+/// A fulfilment step reported by the warehouse, store or carrier.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipmentEventKind {
+    /// Stock committed to the order (reservations stop expiring).
+    Allocated,
+    /// Picking started.
+    Picking,
+    /// Picked and packed (the order stays in `picking` until handed over).
+    Picked,
+    /// Handed to the carrier: reserved stock leaves the books.
+    Shipped,
+    Delivered,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentEvent {
+    pub event: ShipmentEventKind,
+}
+
+/// Moves the order along placed → allocated → picking → shipped → delivered.
+#[utoipa::path(post, path = "/v1/orders/{id}/shipment-events", tag = "orders",
+    request_body = ShipmentEvent,
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order's state now", body = serde_json::Value),
+        (status = 409, description = "Not the next step", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn shipment_event(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ShipmentEvent>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let to = match body.event {
+        ShipmentEventKind::Allocated => OrderState::Allocated,
+        ShipmentEventKind::Picking | ShipmentEventKind::Picked => OrderState::Picking,
+        ShipmentEventKind::Shipped => OrderState::Shipped,
+        ShipmentEventKind::Delivered => OrderState::Delivered,
+    };
+    let state = app.store.advance_order(&caller.tenant, &id, to).await?;
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"order_id": id, "state": state.as_str()}),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLineBody {
+    pub line_no: i64,
+    pub qty: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReturn {
+    /// Chosen by the caller, or generated.
+    #[serde(default)]
+    pub return_id: Option<String>,
+    pub order_id: String,
+    /// Any location of the merchant (a cross-store return).
+    pub receiving_location_id: String,
+    pub lines: Vec<ReturnLineBody>,
+}
+
+/// Records goods handed back at any location.
+#[utoipa::path(post, path = "/v1/returns", tag = "returns", request_body = CreateReturn,
+    responses(
+        (status = 201, description = "Received, awaiting quality check", body = serde_json::Value),
+        (status = 409, description = "More than was shipped, or not shipped", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn create_return(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateReturn>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let return_id = body
+        .return_id
+        .unwrap_or_else(|| format!("r-{}", uuid::Uuid::now_v7().simple()));
+    check_id("return_id", &return_id)?;
+    let record = app
+        .store
+        .create_return(
+            &caller.tenant,
+            &NewReturn {
+                return_id,
+                order_id: body.order_id,
+                receiving_location_id: body.receiving_location_id,
+                lines: body
+                    .lines
+                    .iter()
+                    .map(|l| ReturnLine {
+                        line_no: l.line_no,
+                        qty: l.qty,
+                    })
+                    .collect(),
+            },
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, &record))
+}
+
+/// A return.
+#[utoipa::path(get, path = "/v1/returns/{id}", tag = "returns",
+    params(("id" = String, Path, description = "Return id")),
+    responses(
+        (status = 200, description = "The return", body = serde_json::Value),
+        (status = 404, description = "No such return", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn get_return(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let record = app
+        .store
+        .return_record(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("return", &id))?;
+    Ok(reply(StatusCode::OK, &record))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LotBody {
+    pub lot_id: String,
+    /// Unix ms.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QcBody {
+    pub passed: bool,
+    /// The lot to restock into, where the receiving location tracks lots.
+    #[serde(default)]
+    pub lot: Option<LotBody>,
+}
+
+/// Quality check of a return: passed restocks the receiving location.
+#[utoipa::path(post, path = "/v1/returns/{id}/qc", tag = "returns", request_body = QcBody,
+    params(("id" = String, Path, description = "Return id")),
+    responses(
+        (status = 200, description = "Recorded", body = serde_json::Value),
+        (status = 409, description = "Already checked", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn return_qc(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<QcBody>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let lot = body.lot.map(|l| LotRef {
+        lot_id: l.lot_id,
+        expires_at: l.expires_at,
+    });
+    let record = app
+        .store
+        .record_return_qc(&caller.tenant, &id, body.passed, lot.as_ref())
+        .await?;
+    Ok(reply(StatusCode::OK, &record))
+}

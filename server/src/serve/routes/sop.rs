@@ -1,0 +1,116 @@
+//! SOP work orders: list, show, complete a step with evidence.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use weir_runtime::store::{StepCompletion, WorkOrderState};
+
+use super::reply;
+use crate::serve::auth::{Caller, Scope};
+use crate::serve::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::serve::problem::Problem;
+use crate::serve::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WorkOrderQuery {
+    /// The work orders of one order.
+    pub order_id: Option<String>,
+    /// `open` (default without `order_id`) or `done`.
+    pub state: Option<String>,
+}
+
+/// Work orders of an order, or all open (or done) ones.
+#[utoipa::path(get, path = "/v1/work-orders", tag = "sop", params(WorkOrderQuery),
+    responses((status = 200, description = "Work orders", body = serde_json::Value)),
+    security(("api_key" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<WorkOrderQuery>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let state = match &query.state {
+        None => None,
+        Some(s) => Some(
+            WorkOrderState::parse(s)
+                .ok_or_else(|| Problem::invalid(format!("state `{s}`: open or done")))?,
+        ),
+    };
+    let found = app
+        .store
+        .list_work_orders(&caller.tenant, query.order_id.as_deref(), state)
+        .await?;
+    Ok(reply(StatusCode::OK, &json!({ "work_orders": found })))
+}
+
+/// A work order with its steps.
+#[utoipa::path(get, path = "/v1/work-orders/{id}", tag = "sop",
+    params(("id" = String, Path, description = "Work order id")),
+    responses(
+        (status = 200, description = "The work order", body = serde_json::Value),
+        (status = 404, description = "No such work order", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    let found = app
+        .store
+        .work_order(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("work order", &id))?;
+    Ok(reply(StatusCode::OK, &found))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteStepBody {
+    /// Who did it (staff id).
+    pub by: String,
+    /// Where the evidence is kept (a photo's storage reference …), when the step asks
+    /// for it.
+    #[serde(default)]
+    pub evidence_ref: Option<String>,
+}
+
+/// Completes a step; the last step closes the work order.
+#[utoipa::path(post, path = "/v1/work-orders/{id}/steps/{step_no}/complete", tag = "sop",
+    request_body = CompleteStepBody,
+    params(("id" = String, Path, description = "Work order id"),
+        ("step_no" = i64, Path, description = "Step number (from 1)")),
+    responses(
+        (status = 200, description = "The work order now", body = serde_json::Value),
+        (status = 409, description = "Already done", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Evidence missing", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn complete_step(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath((id, step_no)): ApiPath<(String, i64)>,
+    ApiJson(body): ApiJson<CompleteStepBody>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    if body.by.trim().is_empty() {
+        return Err(Problem::invalid("by: who completed the step"));
+    }
+    let work_order = app
+        .store
+        .complete_step(
+            &caller.tenant,
+            &id,
+            step_no,
+            &StepCompletion {
+                by: body.by,
+                evidence_ref: body.evidence_ref,
+            },
+        )
+        .await?;
+    Ok(reply(StatusCode::OK, &work_order))
+}
