@@ -386,6 +386,15 @@ async fn chain_store_ships_from_store_takes_bopis_and_restocks_a_cross_store_ret
         .work_orders
         .iter()
         .any(|w| w.sop_name == "bopis_ready_for_pickup"));
+    // SOPs on later events (a return's quality check) are not opened when the order is.
+    assert!(
+        record
+            .work_orders
+            .iter()
+            .all(|w| !w.sop_name.contains("return")),
+        "{:?}",
+        record.work_orders
+    );
 
     // Ship-from-store (门店发货): the nearest store with stock ships a delivery order.
     let req = request(

@@ -14,10 +14,10 @@ use common::{location, simple_order, stocked, Harness, Kind, T0};
 use serde_json::json;
 use weir_runtime::store::{
     Adjustment, BudgetUse, DecisionRecord, Idempotency, LimitUse, LocationKind, LotRef,
-    MovementKind, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation, NewReturn,
-    NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter, OrderState,
-    PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine, ReturnState, ShipmentLine,
-    StepCompletion, StepState, Store, StoreError, VelocityKey, WorkOrderState,
+    MovementKind, NewApiKey, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation,
+    NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter,
+    OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine, ReturnState,
+    ShipmentLine, StepCompletion, StepState, Store, StoreError, VelocityKey, WorkOrderState,
 };
 
 const A: &str = "acme";
@@ -47,6 +47,8 @@ both_backends!(
     ruleset_versions_activate_and_roll_back,
     one_tenant_never_reads_or_changes_another,
     concurrent_mixed_orders_each_commit_whole_or_not_at_all,
+    tenants_and_api_keys,
+    lookups_the_order_api_needs,
 );
 
 async fn locations_are_kept_per_tenant(kind: Kind) {
@@ -1781,5 +1783,144 @@ async fn concurrent_mixed_orders_each_commit_whole_or_not_at_all(kind: Kind) {
     assert_eq!(s.stock(A, "b", "wh").await.unwrap().unwrap().reserved, 20);
     assert_eq!(s.budget_usage(A, "mix").await.unwrap(), Some((100, 1_000)));
     assert_eq!(h.scalar("SELECT COUNT(*) FROM reservations").await, 20);
+    h.cleanup().await;
+}
+
+async fn tenants_and_api_keys(kind: Kind) {
+    let h = Harness::open(kind).await;
+    let s = h.store.as_ref();
+    let tenant = s.create_tenant(A, "Acme").await.unwrap();
+    assert_eq!(tenant.created_at, T0);
+    assert!(matches!(
+        s.create_tenant(A, "again").await,
+        Err(StoreError::AlreadyExists { kind: "tenant", .. })
+    ));
+    assert!(matches!(
+        s.create_tenant("", "empty").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.tenant(A).await.unwrap().unwrap().name, "Acme");
+    assert_eq!(s.tenant(B).await.unwrap(), None);
+
+    let key = |id: &str, hash: &str, scopes: &[&str]| NewApiKey {
+        id: id.into(),
+        key_hash: hash.into(),
+        label: format!("label {id}"),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    };
+    let stored = s
+        .create_api_key(A, &key("k1", "hash-1", &["orders", "rules"]))
+        .await
+        .unwrap();
+    assert_eq!(stored.scopes, vec!["orders", "rules"]);
+    // A key for a tenant that does not exist, an unknown scope, no scope, a taken id.
+    assert!(matches!(
+        s.create_api_key(B, &key("k2", "hash-2", &["orders"])).await,
+        Err(StoreError::NotFound { kind: "tenant", .. })
+    ));
+    assert!(matches!(
+        s.create_api_key(A, &key("k2", "hash-2", &["root"])).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.create_api_key(A, &key("k2", "hash-2", &[])).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.create_api_key(A, &key("k1", "hash-3", &["admin"])).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let found = s.api_key_by_hash("hash-1").await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.tenant.as_str()), ("k1", A));
+    assert_eq!(s.api_key_by_hash("hash-x").await.unwrap(), None);
+
+    // Revocation is per tenant and idempotent.
+    s.create_tenant(B, "Globex").await.unwrap();
+    assert!(matches!(
+        s.revoke_api_key(B, "k1").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    h.clock.advance(5);
+    assert!(s.revoke_api_key(A, "k1").await.unwrap());
+    assert!(!s.revoke_api_key(A, "k1").await.unwrap());
+    let revoked = s.api_key_by_hash("hash-1").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(T0 + 5));
+    assert_eq!(s.api_keys(A).await.unwrap().len(), 1);
+    assert!(s.api_keys(B).await.unwrap().is_empty());
+    h.cleanup().await;
+}
+
+async fn lookups_the_order_api_needs(kind: Kind) {
+    let h = Harness::open(kind).await;
+    let s = h.store.as_ref();
+    // Active rulesets of every tenant, for a server's start.
+    let version = |name: &str, hash: &str| NewRulesetVersion {
+        name: name.into(),
+        content_hash: hash.into(),
+        files: json!({ "rules.weir": hash }),
+    };
+    s.save_ruleset_version(A, &version("beauty", "h1"))
+        .await
+        .unwrap();
+    s.save_ruleset_version(A, &version("grocery", "h2"))
+        .await
+        .unwrap();
+    s.save_ruleset_version(B, &version("beauty", "h3"))
+        .await
+        .unwrap();
+    s.activate_ruleset(A, "beauty", "h1").await.unwrap();
+    s.activate_ruleset(B, "beauty", "h3").await.unwrap();
+    let active: Vec<(String, String)> = s
+        .all_active_rulesets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(t, v)| (t, v.content_hash))
+        .collect();
+    assert_eq!(
+        active,
+        vec![
+            (A.to_owned(), "h1".to_owned()),
+            (B.to_owned(), "h3".to_owned())
+        ]
+    );
+    assert_eq!(s.ruleset_names(A).await.unwrap(), vec!["beauty"]);
+
+    // An order by its idempotency key, in its tenant only.
+    stocked(s, A, "wh-1", "SKU-1", 10).await;
+    let mut order = simple_order(A, "o-1", "SKU-1", "wh-1", 1);
+    order.idempotency = Some(Idempotency {
+        key: "key-1".into(),
+        request_hash: "rh".into(),
+    });
+    order.work_orders.push(NewWorkOrder {
+        id: String::new(),
+        order_id: None,
+        sop_name: "pick".into(),
+        steps: vec![NewStep {
+            name: "pick".into(),
+            role: "picker".into(),
+            evidence: None,
+            deadline_at: None,
+        }],
+    });
+    s.place_order(order).await.unwrap();
+    assert_eq!(
+        s.order_by_idempotency_key(A, "key-1").await.unwrap(),
+        Some(("o-1".to_owned(), "rh".to_owned()))
+    );
+    assert_eq!(s.order_by_idempotency_key(B, "key-1").await.unwrap(), None);
+
+    // Work orders by order and by state.
+    let of_order = s.list_work_orders(A, Some("o-1"), None).await.unwrap();
+    assert_eq!(of_order.len(), 1);
+    assert_eq!(of_order[0].steps.len(), 1);
+    assert_eq!(s.list_work_orders(A, None, None).await.unwrap().len(), 1);
+    assert!(s
+        .list_work_orders(A, None, Some(WorkOrderState::Done))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.list_work_orders(B, None, None).await.unwrap().is_empty());
     h.cleanup().await;
 }

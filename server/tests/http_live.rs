@@ -169,13 +169,22 @@ async fn activation_mid_load(store: Arc<dyn Store>) {
     for client in clients {
         for (after_activation, version) in client.await.unwrap() {
             if after_activation {
-                assert_eq!(version, v2, "an order sent after the activation ran on the old version");
+                assert_eq!(
+                    version, v2,
+                    "an order sent after the activation ran on the old version"
+                );
             }
             *on.entry(version).or_default() += 1;
         }
     }
-    assert!(on.get(&v1).copied().unwrap_or(0) > 0, "no order ran on v1: {on:?}");
-    assert!(on.get(&v2).copied().unwrap_or(0) > 0, "no order ran on v2: {on:?}");
+    assert!(
+        on.get(&v1).copied().unwrap_or(0) > 0,
+        "no order ran on v1: {on:?}"
+    );
+    assert!(
+        on.get(&v2).copied().unwrap_or(0) > 0,
+        "no order ran on v2: {on:?}"
+    );
     assert_eq!(on.keys().len(), 2);
     running.stop().await.unwrap();
 }
@@ -190,7 +199,9 @@ async fn activation_mid_load_fails_no_order_sqlite() {
 }
 
 fn pg_url() -> Option<String> {
-    std::env::var("WEIR_TEST_PG_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("WEIR_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A fresh schema on the test server, as a URL every process can open.
@@ -228,7 +239,9 @@ async fn drop_schema(url: &str, schema: &str) {
 async fn activation_mid_load_fails_no_order_postgres() {
     let Some(url) = pg_url() else { return };
     let (schema_url, schema) = pg_schema(&url).await;
-    let store = store::open(&schema_url, StoreConfig::default()).await.unwrap();
+    let store = store::open(&schema_url, StoreConfig::default())
+        .await
+        .unwrap();
     activation_mid_load(store).await;
     drop_schema(&url, &schema).await;
 }
@@ -278,7 +291,11 @@ async fn two_processes_share_activations_and_never_oversell() {
         .args(["tenant", "acme", "--db", &db])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -287,8 +304,16 @@ async fn two_processes_share_activations_and_never_oversell() {
         .to_owned();
     let (a, b) = (spawn_server(&db), spawn_server(&db));
     let http = reqwest::Client::new();
-    let api_a = Api { http: http.clone(), base: a.base.clone(), key: key.clone() };
-    let api_b = Api { http, base: b.base.clone(), key };
+    let api_a = Api {
+        http: http.clone(),
+        base: a.base.clone(),
+        key: key.clone(),
+    };
+    let api_b = Api {
+        http,
+        base: b.base.clone(),
+        key,
+    };
 
     api_a.stock(50).await;
     for discount in [10, 20] {
@@ -296,7 +321,10 @@ async fn two_processes_share_activations_and_never_oversell() {
         // B never loaded anything itself: it hears of the activation.
         let deadline = Instant::now() + Duration::from_secs(10);
         while api_b.active_version().await.as_deref() != Some(version.as_str()) {
-            assert!(Instant::now() < deadline, "process B never saw version {version}");
+            assert!(
+                Instant::now() < deadline,
+                "process B never saw version {version}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (status, body) = api_b
@@ -308,7 +336,11 @@ async fn two_processes_share_activations_and_never_oversell() {
 
     let mut tasks = Vec::new();
     for worker in 0..16 {
-        let api = if worker % 2 == 0 { api_a.clone() } else { api_b.clone() };
+        let api = if worker % 2 == 0 {
+            api_a.clone()
+        } else {
+            api_b.clone()
+        };
         tasks.push(tokio::spawn(async move {
             let (mut placed, mut refused) = (0, 0);
             for i in 0..13 {

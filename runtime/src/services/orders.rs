@@ -1167,26 +1167,30 @@ fn work_orders(
     order_id: &str,
     now_ms: i64,
 ) -> Vec<NewWorkOrder> {
-    let mut names: Vec<&String> = Vec::new();
-    for name in decisions
-        .sops
+    // The SOP hook reports triggers for every event some SOP listens to; placing an
+    // order is `order.placed` for the order and `shipment.assigned` for each shipment.
+    // SOPs on later events (shipped, delivered, returned, cancelled) are not opened now.
+    let sop = |name: &String, event: &str| {
+        rules
+            .compiled
+            .manifest
+            .sops
+            .iter()
+            .find(|s| &s.name == name && s.event == event)
+    };
+    let mut chosen: Vec<&weir_compiler::manifest::SopMeta> = Vec::new();
+    let placed = decisions.sops.iter().filter_map(|n| sop(n, "order.placed"));
+    let assigned = shipments
         .iter()
-        .chain(shipments.iter().flat_map(|s| &s.sops))
-    {
-        if !names.contains(&name) {
-            names.push(name);
+        .flat_map(|s| &s.sops)
+        .filter_map(|n| sop(n, "shipment.assigned"));
+    for found in placed.chain(assigned) {
+        if !chosen.iter().any(|c| c.name == found.name) {
+            chosen.push(found);
         }
     }
-    names
+    chosen
         .into_iter()
-        .filter_map(|name| {
-            rules
-                .compiled
-                .manifest
-                .sops
-                .iter()
-                .find(|s| &s.name == name)
-        })
         .map(|sop| NewWorkOrder {
             id: format!("wo-{}", uuid::Uuid::now_v7().simple()),
             order_id: Some(order_id.to_owned()),

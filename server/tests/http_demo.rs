@@ -1,0 +1,100 @@
+//! The README's run command: `weir serve` with the example rulesets sets up the demo
+//! merchant, prints a key and a curl line, and every business's example order places.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value as Json;
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_serve_demo_places_every_example_order() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("weir.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
+        .current_dir(&repo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Killed(child);
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("API description");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = lines.join("\n");
+    assert!(
+        text.contains("rulesets beauty_flagship, chain_store, fresh_grocery, livestream active"),
+        "{text}"
+    );
+    let base = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let key = text
+        .split(['=', '\n', ' '])
+        .find(|w| w.starts_with("weir_"))
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("curl -s"), "{text}");
+    assert!(
+        text.contains("-d @rulesets/beauty/examples/api-order.json"),
+        "{text}"
+    );
+
+    let http = reqwest::Client::new();
+    for (folder, ruleset) in [
+        ("beauty", "beauty_flagship"),
+        ("chain_store", "chain_store"),
+        ("fresh_grocery", "fresh_grocery"),
+        ("livestream", "livestream"),
+    ] {
+        let body = std::fs::read_to_string(
+            repo.join("rulesets")
+                .join(folder)
+                .join("examples/api-order.json"),
+        )
+        .unwrap();
+        let response = http
+            .post(format!("{base}/v1/orders"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let placed: Json = response.json().await.unwrap();
+        assert_eq!(status, 201, "{folder}: {placed}");
+        assert_eq!(placed["decisions"]["ruleset"], ruleset, "{folder}");
+        assert!(
+            !placed["reservations"].as_array().unwrap().is_empty(),
+            "{folder}: {placed}"
+        );
+    }
+}
