@@ -99,6 +99,7 @@ async fn prepare(store: &dyn Store, skus: usize, units: i64) {
 
 fn request(n: usize, sku: String) -> OrderRequest {
     OrderRequest {
+        ruleset: None,
         order_id: Some(format!("o-{n}")),
         currency: "CNY".into(),
         delivery: Some(GeoPoint {

@@ -112,6 +112,7 @@ fn object(value: Json) -> Map<String, Json> {
 
 fn request(order: Json, customer: Json) -> OrderRequest {
     OrderRequest {
+        ruleset: None,
         order_id: None,
         currency: "CNY".into(),
         delivery: Some(GeoPoint {

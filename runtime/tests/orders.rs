@@ -112,6 +112,7 @@ fn buyer() -> GeoPoint {
 
 fn request(items: Json) -> OrderRequest {
     OrderRequest {
+        ruleset: None,
         order_id: None,
         currency: "CNY".into(),
         delivery: Some(buyer()),

@@ -247,7 +247,12 @@ fn next_body(template: &str) -> (String, String) {
     (key, template.replace(MARK, &n.to_string()))
 }
 
-async fn run_http(base: &str, api_key: &str, clients: usize, template: Arc<String>) -> (Tally, Window) {
+async fn run_http(
+    base: &str,
+    api_key: &str,
+    clients: usize,
+    template: Arc<String>,
+) -> (Tally, Window) {
     let window = Window::new();
     let url = format!("{base}/v1/orders");
     let auth = format!("Bearer {api_key}");
@@ -344,7 +349,11 @@ async fn run_services(
                 };
                 if started >= warm_until {
                     tally.record(started, status, || {
-                        result.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
+                        result
+                            .as_ref()
+                            .err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default()
                     });
                 }
             }
@@ -470,7 +479,9 @@ fn main() {
             }
         }
         println!();
-        println!("| backend | path | clients | orders/s placed | p50 | p90 | p99 | max | not placed |");
+        println!(
+            "| backend | path | clients | orders/s placed | p50 | p90 | p99 | max | not placed |"
+        );
         println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         for r in &rows {
             println!(

@@ -73,6 +73,11 @@ pub struct GeoPoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
+    /// The ruleset the caller named (the order API's choice among a merchant's
+    /// rulesets). Part of the request, so an idempotency key reused with another
+    /// ruleset is refused; the pipeline itself decides with the `Rules` it is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<String>,
     /// Chosen by the caller, or generated.
     #[serde(default)]
     pub order_id: Option<String>,
@@ -207,8 +212,10 @@ pub async fn place_order(
     }
 }
 
-/// The stored result of an earlier request with the same idempotency key, or `None`.
-async fn replay(
+/// The stored result of an earlier request with the same idempotency key, or `None`;
+/// the same key with another request is `IdempotencyConflict`. [`place_order`] asks
+/// first; a caller that must choose the rules before placing asks it earlier.
+pub async fn replay(
     store: &dyn Store,
     tenant: &str,
     key: &str,

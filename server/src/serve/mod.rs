@@ -237,7 +237,11 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
                 .layer(axum::middleware::from_fn_with_state(state.clone(), track))
                 .layer(HandleErrorLayer::new(overloaded))
                 .timeout(limits.timeout)
-                .concurrency_limit(limits.concurrency.max(1)),
+                // One semaphore for the whole server: `Router::layer` clones a layer into
+                // every route, and `ConcurrencyLimitLayer` would make one per clone.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.concurrency.max(1),
+                )),
         )
         .with_state(state)
 }

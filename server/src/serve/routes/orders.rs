@@ -13,7 +13,7 @@ use weir_runtime::store::{
 
 use super::{check_id, reply};
 use crate::serve::auth::{Caller, Scope};
-use crate::serve::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::serve::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::serve::problem::Problem;
 use crate::serve::AppState;
 
@@ -55,6 +55,7 @@ pub struct CreateOrder {
 impl CreateOrder {
     pub fn request(&self) -> OrderRequest {
         OrderRequest {
+            ruleset: self.ruleset.clone(),
             order_id: self.order_id.clone(),
             currency: self.currency.clone(),
             delivery: self.delivery.map(|p| GeoPoint {
@@ -143,16 +144,28 @@ pub async fn create(
     if let Some(id) = &body.order_id {
         check_id("order_id", id)?;
     }
-    let version = app.pick_ruleset(&caller.tenant, body.ruleset.as_deref())?;
     let request = body.request();
-    let result = orders::place_order(
-        app.store.as_ref(),
-        &version.rules,
-        &caller.tenant,
-        &request,
-        key.as_deref(),
-    )
-    .await;
+    // A retry answers from what was stored before the rules are chosen: the merchant's
+    // rulesets may have changed since the first attempt.
+    let earlier = match &key {
+        Some(key) => orders::replay(app.store.as_ref(), &caller.tenant, key, &request).await,
+        None => Ok(None),
+    };
+    let result = match earlier {
+        Ok(Some(outcome)) => Ok(outcome),
+        Err(error) => Err(error),
+        Ok(None) => {
+            let version = app.pick_ruleset(&caller.tenant, body.ruleset.as_deref())?;
+            orders::place_order(
+                app.store.as_ref(),
+                &version.rules,
+                &caller.tenant,
+                &request,
+                key.as_deref(),
+            )
+            .await
+        }
+    };
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -272,7 +285,7 @@ pub async fn explain(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     #[serde(default)]
@@ -281,7 +294,8 @@ pub struct CancelBody {
 
 /// Cancels an order not yet shipped: reservations released, budgets and limits given
 /// back. Cancelling again changes nothing.
-#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", request_body = CancelBody,
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders",
+    request_body(content = Option<CancelBody>, description = "Optional"),
     params(("id" = String, Path, description = "Order id")),
     responses(
         (status = 200, description = "Cancelled", body = serde_json::Value),
@@ -292,7 +306,7 @@ pub async fn cancel(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<CancelBody>,
+    ApiJsonOrEmpty(body): ApiJsonOrEmpty<CancelBody>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Orders)?;
     let reason = body
