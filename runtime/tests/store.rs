@@ -1911,6 +1911,52 @@ async fn lookups_the_order_api_needs(kind: Kind) {
     );
     assert_eq!(s.order_by_idempotency_key(B, "key-1").await.unwrap(), None);
 
+    // Several SKUs' stock in one read; unknown SKUs are simply absent.
+    stocked(s, A, "wh-2", "SKU-2", 4).await;
+    stocked(s, B, "wh-1", "SKU-1", 99).await;
+    let levels = s
+        .stock_by_skus(A, &["SKU-1".into(), "SKU-2".into(), "SKU-X".into()])
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str, i64)> = levels
+        .iter()
+        .map(|l| (l.sku.as_str(), l.location_id.as_str(), l.on_hand))
+        .collect();
+    assert_eq!(seen, vec![("SKU-1", "wh-1", 10), ("SKU-2", "wh-2", 4)]);
+
+    // Budget and limit usage in one read each.
+    let mut spend = simple_order(A, "o-2", "SKU-1", "wh-1", 1);
+    spend.budgets.push(BudgetUse {
+        key: "promo".into(),
+        amount: 700,
+        cap: 10_000,
+    });
+    spend.limits.push(LimitUse {
+        key: "promo:day:1".into(),
+        customer_id: "cust-1".into(),
+        count: 1,
+        max: 3,
+    });
+    s.place_order(spend).await.unwrap();
+    let usages = s
+        .usages(
+            A,
+            &["promo".into(), "other".into()],
+            &["promo:day:1".into(), "promo:day:2".into()],
+            "cust-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(usages.budgets.get("promo"), Some(&700));
+    assert_eq!(usages.budgets.len(), 1);
+    assert_eq!(usages.limits.get("promo:day:1"), Some(&1));
+    assert_eq!(usages.limits.len(), 1);
+    let elsewhere = s
+        .usages(B, &["promo".into()], &["promo:day:1".into()], "cust-1")
+        .await
+        .unwrap();
+    assert!(elsewhere.budgets.is_empty() && elsewhere.limits.is_empty());
+
     // Work orders by order and by state.
     let of_order = s.list_work_orders(A, Some("o-1"), None).await.unwrap();
     assert_eq!(of_order.len(), 1);

@@ -330,17 +330,19 @@ async fn plan(
 
     // ---- what the rules need, read before evaluation ----
     let locations = store.locations(tenant).await?;
+    let mut skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+    skus.sort();
+    skus.dedup();
     let mut stock: HashMap<(String, String), StockLevel> = HashMap::new();
+    for level in store.stock_by_skus(tenant, &skus).await? {
+        stock.insert((level.sku.clone(), level.location_id.clone()), level);
+    }
     for (index, line) in lines.iter().enumerate() {
-        let levels = store.stock_by_sku(tenant, &line.sku).await?;
-        if levels.is_empty() {
+        if !stock.keys().any(|(sku, _)| sku == &line.sku) {
             return Err(OrderError::UnknownSku {
                 sku: line.sku.clone(),
                 line: index,
             });
-        }
-        for level in levels {
-            stock.insert((level.sku.clone(), level.location_id.clone()), level);
         }
     }
     let pickup = match request.order.get("pickup_store") {
@@ -758,28 +760,72 @@ async fn counters(
     tenant: &str,
     request: &OrderRequest,
 ) -> Result<Vec<Json>, OrderError> {
-    let mut out = Vec::new();
-    for need in &rules.compiled.manifest.velocities {
-        let Some(key) = path_key(request, &need.key_path) else {
-            continue;
-        };
-        let keys = [VelocityKey {
-            kind: need.key_path.clone(),
-            key,
-        }];
-        let window_ms = need.window_seconds.saturating_mul(1000);
-        let counts = match need.kind {
-            CounterKind::Orders => store.velocity_counts(tenant, &keys, window_ms).await?,
-            CounterKind::Customers => store.velocity_customers(tenant, &keys, window_ms).await?,
-        };
-        out.push(json!({
-            "kind": need.kind.name(),
-            "key": need.key_path,
-            "window": format!("{} s", need.window_seconds),
-            "count": counts.first().copied().unwrap_or(0),
-        }));
+    // The needs with a key in this order, then one read per (counter kind, window):
+    // `orders(customer.device, 1 h)` and `orders(customer.phone, 1 h)` share a query.
+    let needs: Vec<(&weir_compiler::manifest::Need, VelocityKey)> = rules
+        .compiled
+        .manifest
+        .velocities
+        .iter()
+        .filter_map(|need| {
+            let key = path_key(request, &need.key_path)?;
+            Some((
+                need,
+                VelocityKey {
+                    kind: need.key_path.clone(),
+                    key,
+                },
+            ))
+        })
+        .collect();
+    let mut counts = vec![0i64; needs.len()];
+    let mut groups: Vec<(bool, i64)> = Vec::new();
+    for (need, _) in &needs {
+        let group = (
+            matches!(need.kind, CounterKind::Orders),
+            need.window_seconds,
+        );
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
     }
-    Ok(out)
+    for (orders_kind, window_seconds) in groups {
+        let members: Vec<usize> = (0..needs.len())
+            .filter(|&i| {
+                needs.get(i).is_some_and(|(n, _)| {
+                    matches!(n.kind, CounterKind::Orders) == orders_kind
+                        && n.window_seconds == window_seconds
+                })
+            })
+            .collect();
+        let keys: Vec<VelocityKey> = members
+            .iter()
+            .filter_map(|&i| needs.get(i).map(|(_, k)| k.clone()))
+            .collect();
+        let window_ms = window_seconds.saturating_mul(1000);
+        let found = if orders_kind {
+            store.velocity_counts(tenant, &keys, window_ms).await?
+        } else {
+            store.velocity_customers(tenant, &keys, window_ms).await?
+        };
+        for (&i, count) in members.iter().zip(found) {
+            if let Some(slot) = counts.get_mut(i) {
+                *slot = count;
+            }
+        }
+    }
+    Ok(needs
+        .iter()
+        .zip(counts)
+        .map(|((need, _), count)| {
+            json!({
+                "kind": need.kind.name(),
+                "key": need.key_path,
+                "window": format!("{} s", need.window_seconds),
+                "count": count,
+            })
+        })
+        .collect())
 }
 
 /// The keys this order counts under, for the counters the ruleset uses.
@@ -847,21 +893,37 @@ async fn usage(
     customer_id: &str,
     now_ms: i64,
 ) -> Result<(Json, HashMap<String, String>), OrderError> {
+    let promotions = &rules.compiled.manifest.promotions;
+    let budget_keys: Vec<String> = promotions
+        .iter()
+        .filter(|p| p.budget.is_some())
+        .map(|p| p.name.clone())
+        .collect();
+    let mut keys = HashMap::new();
+    for promotion in promotions {
+        if let Some((_, period)) = &promotion.limit {
+            keys.insert(
+                promotion.name.clone(),
+                limit_key(&promotion.name, period, now_ms),
+            );
+        }
+    }
+    let limit_keys: Vec<String> = keys.values().cloned().collect();
+    let found = if budget_keys.is_empty() && limit_keys.is_empty() {
+        crate::store::Usages::default()
+    } else {
+        store
+            .usages(tenant, &budget_keys, &limit_keys, customer_id)
+            .await?
+    };
     let mut budget_used = Map::new();
     let mut limit_used = Map::new();
-    let mut keys = HashMap::new();
-    for promotion in &rules.compiled.manifest.promotions {
-        if promotion.budget.is_some() {
-            if let Some((used, _)) = store.budget_usage(tenant, &promotion.name).await? {
-                budget_used.insert(promotion.name.clone(), json!(used));
-            }
+    for promotion in promotions {
+        if let Some(used) = found.budgets.get(&promotion.name) {
+            budget_used.insert(promotion.name.clone(), json!(used));
         }
-        if let Some((_, period)) = &promotion.limit {
-            let key = limit_key(&promotion.name, period, now_ms);
-            if let Some((used, _)) = store.limit_usage(tenant, &key, customer_id).await? {
-                limit_used.insert(promotion.name.clone(), json!(used));
-            }
-            keys.insert(promotion.name.clone(), key);
+        if let Some(used) = keys.get(&promotion.name).and_then(|k| found.limits.get(k)) {
+            limit_used.insert(promotion.name.clone(), json!(used));
         }
     }
     Ok((

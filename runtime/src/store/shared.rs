@@ -29,8 +29,8 @@ use crate::store::{
     OutboxEvent, PlaceError, PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt,
     Reservation, ReservationStatus, ReturnRecord, ReturnState, RulesetVersion, RuntimeList,
     Shipment, ShipmentLine, StepCompletion, StepState, StockLevel, Store, StoreConfig, StoreError,
-    Tenant, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep, WriterStats,
-    API_SCOPES,
+    Tenant, Usages, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep,
+    WriterStats, API_SCOPES,
 };
 
 pub(super) type Conn = <Db as sqlx::Database>::Connection;
@@ -74,6 +74,11 @@ pub(super) fn bind_all(mut q: Query<'_>, args: Vec<V>) -> Query<'_> {
         };
     }
     q
+}
+
+/// `n` placeholders from the `first`-th, comma-separated (an `IN (…)` list).
+fn in_list(first: usize, n: usize) -> String {
+    (first..first + n).map(ph).collect::<Vec<_>>().join(", ")
 }
 
 /// `($first, …, $first+n-1)` in the backend's placeholder style (see `ph`).
@@ -2350,6 +2355,31 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn stock_by_skus(
+        &self,
+        tenant: &str,
+        skus: &[String],
+    ) -> Result<Vec<StockLevel>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in skus.chunks(MAX_BINDS - 1) {
+            let sql = format!(
+                "SELECT {STOCK_COLS} FROM stock WHERE tenant = {} AND sku IN ({}) \
+                 ORDER BY sku, location_id",
+                ph(1),
+                in_list(2, chunk.len())
+            );
+            let args = chunk.iter().map(|k| s(k)).collect();
+            let rows = bind_all(sqlx::query(&sql).bind(tenant), args)
+                .persistent(chunk.len() <= PERSISTENT_ROWS)
+                .fetch_all(&self.inner.read)
+                .await?;
+            for row in &rows {
+                out.push(stock_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn lots(
         &self,
         tenant: &str,
@@ -3435,6 +3465,53 @@ impl Store for SqlStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn usages(
+        &self,
+        tenant: &str,
+        budget_keys: &[String],
+        limit_keys: &[String],
+        customer_id: &str,
+    ) -> Result<Usages, StoreError> {
+        let mut usages = Usages::default();
+        for chunk in budget_keys.chunks(MAX_BINDS - 1) {
+            let sql = format!(
+                "SELECT key, used FROM budgets WHERE tenant = {} AND key IN ({})",
+                ph(1),
+                in_list(2, chunk.len())
+            );
+            let args = chunk.iter().map(|k| s(k)).collect();
+            let rows = bind_all(sqlx::query(&sql).bind(tenant), args)
+                .persistent(chunk.len() <= PERSISTENT_ROWS)
+                .fetch_all(&self.inner.read)
+                .await?;
+            for row in &rows {
+                usages
+                    .budgets
+                    .insert(row.try_get("key")?, row.try_get("used")?);
+            }
+        }
+        for chunk in limit_keys.chunks(MAX_BINDS - 2) {
+            let sql = format!(
+                "SELECT key, used FROM customer_limits WHERE tenant = {} AND customer_id = {} \
+                 AND key IN ({})",
+                ph(1),
+                ph(2),
+                in_list(3, chunk.len())
+            );
+            let args = chunk.iter().map(|k| s(k)).collect();
+            let rows = bind_all(sqlx::query(&sql).bind(tenant).bind(customer_id), args)
+                .persistent(chunk.len() <= PERSISTENT_ROWS)
+                .fetch_all(&self.inner.read)
+                .await?;
+            for row in &rows {
+                usages
+                    .limits
+                    .insert(row.try_get("key")?, row.try_get("used")?);
+            }
+        }
+        Ok(usages)
     }
 
     async fn budget_usage(

@@ -725,3 +725,12 @@ pub struct ApiKey {
     pub created_at: Millis,
     pub revoked_at: Option<Millis>,
 }
+
+/// What [`crate::store::Store::usages`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usages {
+    /// Budget key → amount used.
+    pub budgets: std::collections::HashMap<String, i64>,
+    /// Limit key → the customer's uses.
+    pub limits: std::collections::HashMap<String, i64>,
+}

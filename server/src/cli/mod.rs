@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// Database connections (PostgreSQL; SQLite readers).
     #[arg(long, default_value_t = 16)]
     pub connections: u32,
+    /// Relay the outbox (order, stock and SOP events) to this NATS JetStream server.
+    #[arg(long, env = "WEIR_NATS_URL")]
+    pub nats: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -69,6 +69,7 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), ServeError> {
             concurrency: args.concurrency,
         },
         listen_url: args.db.starts_with("postgres").then(|| args.db.clone()),
+        nats_url: args.nats.clone(),
         ..Options::default()
     };
     let running = serve::start(state, listener, options).await?;

@@ -336,6 +336,8 @@ pub struct Options {
     pub tick: Duration,
     /// The PostgreSQL URL to LISTEN on for other processes' activations.
     pub listen_url: Option<String>,
+    /// NATS server to relay the outbox to (JetStream), if any.
+    pub nats_url: Option<String>,
 }
 
 impl Default for Options {
@@ -344,6 +346,7 @@ impl Default for Options {
             limits: Limits::default(),
             tick: Duration::from_secs(1),
             listen_url: None,
+            nats_url: None,
         }
     }
 }
@@ -400,6 +403,34 @@ fn spawn_background(state: &AppState, options: &Options, stop: tokio::sync::watc
             }
         }
     });
+    if let Some(url) = options.nats_url.clone() {
+        let store = state.store.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            use weir_runtime::events::{OutboxPublisher, PublisherConfig};
+            loop {
+                match OutboxPublisher::connect(store.clone(), &url, PublisherConfig::default())
+                    .await
+                {
+                    Ok(publisher) => {
+                        publisher
+                            .run(async {
+                                let _ = stop.changed().await;
+                            })
+                            .await;
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot reach NATS; the outbox waits, retrying in 1 s");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+            }
+        });
+    }
     if let (Backend::Postgres, Some(url)) = (state.store.backend(), options.listen_url.clone()) {
         let state = state.clone();
         let mut stop = stop;
