@@ -1924,6 +1924,41 @@ async fn lookups_the_order_api_needs(kind: Kind) {
         .collect();
     assert_eq!(seen, vec![("SKU-1", "wh-1", 10), ("SKU-2", "wh-2", 4)]);
 
+    // Quantities near i64 overflow are refused, not stored (SQLite would turn the sum
+    // into a float and leave the row unreadable).
+    for qty in [i64::MAX - 1, weir_runtime::store::MAX_UNITS + 1] {
+        let huge = Receipt {
+            sku: "SKU-1".into(),
+            location_id: "wh-1".into(),
+            qty,
+            lot: None,
+            reference: "fuzz".into(),
+        };
+        assert!(matches!(
+            s.receive(A, &huge).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        s.adjust(
+            A,
+            &Adjustment {
+                sku: "SKU-1".into(),
+                location_id: "wh-1".into(),
+                delta: i64::MIN + 1,
+                lot_id: None,
+                reason: "fuzz".into(),
+            }
+        )
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.set_safety_stock(A, "SKU-1", "wh-1", i64::MAX).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.locations(A).await.unwrap().len(), 2);
+
     // Budget and limit usage in one read each.
     let mut spend = simple_order(A, "o-2", "SKU-1", "wh-1", 1);
     spend.budgets.push(BudgetUse {

@@ -610,9 +610,15 @@ fn read_lines(order: &Map<String, Json>) -> Result<Vec<LineIn>, OrderError> {
             let qty = item
                 .get("qty")
                 .and_then(Json::as_i64)
-                .filter(|q| *q > 0)
+                .filter(|q| *q > 0 && *q <= crate::store::MAX_UNITS)
                 .ok_or_else(|| {
-                    OrderError::invalid(format!("{path}.qty"), "a whole number of units above 0")
+                    OrderError::invalid(
+                        format!("{path}.qty"),
+                        format!(
+                            "a whole number of units from 1 to {}",
+                            crate::store::MAX_UNITS
+                        ),
+                    )
                 })?;
             Ok(LineIn {
                 sku: sku.to_owned(),

@@ -41,6 +41,10 @@ pub const RULESET_CHANNEL: &str = "weir_rulesets";
 /// work orders), `rules` (rulesets and runtime lists), `admin` (everything, and keys).
 pub const API_SCOPES: &[&str] = &["orders", "rules", "admin"];
 
+/// Most units one receipt, adjustment, hold, presale, order line or safety stock may
+/// name (a billion: far beyond any real stock, far from overflow).
+pub const MAX_UNITS: i64 = 1_000_000_000;
+
 /// Where "now" comes from. Tests and simulations use [`ManualClock`] so expiry,
 /// deadlines and windows are deterministic.
 pub trait Clock: Send + Sync + fmt::Debug {

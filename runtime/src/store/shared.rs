@@ -2062,6 +2062,18 @@ fn check_positive(what: &str, qty: i64) -> Result<(), StoreError> {
     if qty <= 0 {
         return Err(StoreError::Invalid(format!("{what} must be positive")));
     }
+    check_units(what, qty)
+}
+
+/// Quantities stay far from `i64` overflow: SQLite turns an overflowing integer sum
+/// into a float, which would leave a stock row unreadable.
+fn check_units(what: &str, qty: i64) -> Result<(), StoreError> {
+    if qty.unsigned_abs() > crate::store::MAX_UNITS as u64 {
+        return Err(StoreError::Invalid(format!(
+            "{what} is beyond {} units",
+            crate::store::MAX_UNITS
+        )));
+    }
     Ok(())
 }
 
@@ -2208,6 +2220,7 @@ impl Store for SqlStore {
                 "an adjustment must change something".into(),
             ));
         }
+        check_units("an adjustment", a.delta)?;
         let now = self.now_ms();
         let mut tx = self.begin().await?;
         let stock = fetch_stock(&mut tx, tenant, &a.sku, &a.location_id)
@@ -2293,6 +2306,7 @@ impl Store for SqlStore {
         location_id: &str,
         safety_stock: i64,
     ) -> Result<StockLevel, StoreError> {
+        check_units("safety stock", safety_stock)?;
         if safety_stock < 0 {
             return Err(StoreError::Invalid(
                 "safety stock must not be negative".into(),

@@ -8,8 +8,59 @@ use super::routes::{admin, inventory, orders, rules, sop, system};
 
 struct BearerKey;
 
+/// The problems any `/v1` operation may answer, beside the ones it documents itself.
+const COMMON_PROBLEMS: &[(&str, &str)] = &[
+    (
+        "400",
+        "Unreadable request: malformed JSON, bad path or query",
+    ),
+    ("401", "Missing, unknown or revoked API key"),
+    ("403", "The API key lacks the scope"),
+    ("404", "Nothing of this tenant by that id"),
+    ("405", "Method not allowed"),
+    ("409", "Conflicts with the current state"),
+    ("413", "Body too large"),
+    ("415", "Body is not JSON"),
+    ("422", "Valid JSON that cannot be done"),
+    ("503", "The store failed or the request timed out; retry"),
+];
+
+fn problem_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemDoc")))
+                .build(),
+        )
+        .build()
+}
+
 impl Modify for BearerKey {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in COMMON_PROBLEMS {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| problem_response(description).into());
+                }
+            }
+        }
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
