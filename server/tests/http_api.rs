@@ -1162,7 +1162,7 @@ async fn health_readiness_metrics_and_openapi(kind: Kind) {
     assert!(metrics
         .header("content-type")
         .unwrap()
-        .starts_with("application/openmetrics-text"));
+        .starts_with("text/plain"));
     let text = metrics.text();
     assert!(text.contains("weir_http_requests_total"), "{text}");
     assert!(
