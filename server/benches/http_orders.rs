@@ -20,7 +20,9 @@
 //!
 //! Each measurement starts on a fresh database, warms up for `WEIR_BENCH_WARMUP_S`
 //! (default 2) seconds and then counts `WEIR_BENCH_SECONDS` (default 10) seconds.
-//! `WEIR_BENCH_CLIENTS` (default `16,64`) lists the concurrency levels. Each HTTP client
+//! `WEIR_BENCH_CLIENTS` (default `16,64`) lists the concurrency levels;
+//! `WEIR_BENCH_ORDER` names another order body for the beauty merchant (its customer's
+//! `id`, `device` and `phone` are replaced per request). Each HTTP client
 //! has its own keep-alive HTTP/1.1 connection. The services rows run the same requests
 //! with the same concurrency without HTTP, once without an idempotency key (as the
 //! pipeline bench does) and once with one (as the API does: one more read per order).
@@ -41,8 +43,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use sqlx::Connection;
 use weir_runtime::engine::{Engine, EngineConfig};
-use weir_runtime::services::orders::{self as order_service, OrderError, OrderRequest};
-use weir_runtime::store::{self, PlaceError, Receipt, Store, StoreConfig};
+use weir_runtime::services::orders::{self as order_service, OrderRequest};
+use weir_runtime::store::{self, Receipt, Store, StoreConfig};
+use weir_server::serve::problem::Problem;
 use weir_server::serve::routes::orders::CreateOrder;
 use weir_server::serve::{demo, start, AppState, Options};
 
@@ -72,7 +75,8 @@ fn concurrency_levels() -> Vec<usize> {
 
 /// The demo order with `MARK` in the customer's id, device and phone.
 fn body_template() -> String {
-    let mut order: Json = serde_json::from_str(&std::fs::read_to_string(ORDER).unwrap()).unwrap();
+    let path = std::env::var("WEIR_BENCH_ORDER").unwrap_or_else(|_| ORDER.to_owned());
+    let mut order: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let customer = order["customer"].as_object_mut().unwrap();
     customer.insert("id".into(), Json::String(format!("bench-c-{MARK}")));
     customer.insert("device".into(), Json::String(format!("bench-d-{MARK}")));
@@ -239,6 +243,58 @@ impl Window {
     }
 }
 
+/// CPU seconds this process has used (user + system), from /proc/self/stat.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 (indices 11 and 12 after the name).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat.
+fn machine_jiffies() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let line = stat.lines().next().unwrap_or("");
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: f64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
+/// CPU use over the measured window.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    /// This process's CPU seconds per wall second (2.0 = both cores).
+    process: f64,
+    /// The machine's busy fraction of all cores (this process, the database, the rest).
+    machine: f64,
+}
+
+/// Waits for the window and samples CPU use across it.
+async fn sample_cpu(window: &Window) -> Cpu {
+    tokio::time::sleep_until(window.warm_until.into()).await;
+    let (p0, (b0, t0)) = (process_cpu_s(), machine_jiffies());
+    let wall = Instant::now();
+    tokio::time::sleep_until(window.end.into()).await;
+    let (p1, (b1, t1)) = (process_cpu_s(), machine_jiffies());
+    Cpu {
+        process: (p1 - p0) / wall.elapsed().as_secs_f64(),
+        machine: if t1 > t0 { (b1 - b0) / (t1 - t0) } else { 0.0 },
+    }
+}
+
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 fn next_body(template: &str) -> (String, String) {
@@ -252,7 +308,7 @@ async fn run_http(
     api_key: &str,
     clients: usize,
     template: Arc<String>,
-) -> (Tally, Window) {
+) -> (Tally, Window, Cpu) {
     let window = Window::new();
     let url = format!("{base}/v1/orders");
     let auth = format!("Bearer {api_key}");
@@ -299,11 +355,12 @@ async fn run_http(
             tally
         }));
     }
+    let cpu = sample_cpu(&window).await;
     let mut total = Tally::default();
     for task in tasks {
         total.merge(task.await.unwrap());
     }
-    (total, window)
+    (total, window, cpu)
 }
 
 async fn run_services(
@@ -311,7 +368,7 @@ async fn run_services(
     clients: usize,
     template: Arc<String>,
     with_key: bool,
-) -> (Tally, Window) {
+) -> (Tally, Window, Cpu) {
     let version = state
         .rules
         .active(demo::TENANT, "beauty_flagship")
@@ -340,31 +397,27 @@ async fn run_services(
                     with_key.then_some(key.as_str()),
                 )
                 .await;
-                let status = match &result {
-                    Ok(_) => 201,
-                    Err(OrderError::Place(PlaceError::OutOfStock { .. }))
-                    | Err(OrderError::Unfulfillable { .. }) => 409,
-                    Err(OrderError::Rejected { .. }) | Err(OrderError::Invalid { .. }) => 422,
-                    Err(_) => 500,
+                // The status the API would answer (its own mapping of the error).
+                let (status, detail) = match result {
+                    Ok(_) => (201, String::new()),
+                    Err(error) => {
+                        let problem = Problem::from(error);
+                        (problem.status.as_u16(), problem.detail)
+                    }
                 };
                 if started >= warm_until {
-                    tally.record(started, status, || {
-                        result
-                            .as_ref()
-                            .err()
-                            .map(|e| e.to_string())
-                            .unwrap_or_default()
-                    });
+                    tally.record(started, status, || detail);
                 }
             }
             tally
         }));
     }
+    let cpu = sample_cpu(&window).await;
     let mut total = Tally::default();
     for task in tasks {
         total.merge(task.await.unwrap());
     }
-    (total, window)
+    (total, window, cpu)
 }
 
 struct Row {
@@ -377,6 +430,7 @@ struct Row {
     p99: f64,
     max: f64,
     others: String,
+    cpu: Cpu,
 }
 
 fn summarise(
@@ -385,6 +439,7 @@ fn summarise(
     clients: usize,
     mut tally: Tally,
     window: &Window,
+    cpu: Cpu,
 ) -> Row {
     tally.latencies_us.sort_unstable();
     let pct = |p: f64| -> f64 {
@@ -414,9 +469,10 @@ fn summarise(
         p99: pct(0.99),
         max: pct(1.0),
         others,
+        cpu,
     };
     println!(
-        "{} {} c={}: {} placed in {:.0} s = {:.0} orders/s; p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; not placed: {}",
+        "{} {} c={}: {} placed in {:.0} s = {:.0} orders/s; p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; not placed: {}; CPU: this process {:.0}% of one core ({:.2} ms per placed order), machine {:.0}% busy",
         row.backend,
         row.path,
         row.clients,
@@ -428,6 +484,9 @@ fn summarise(
         row.p99,
         row.max,
         row.others,
+        row.cpu.process * 100.0,
+        if row.per_second > 0.0 { row.cpu.process / row.per_second * 1000.0 } else { 0.0 },
+        row.cpu.machine * 100.0,
     );
     for (status, body) in &tally.samples {
         println!("    first {status} answer: {body}");
@@ -443,16 +502,16 @@ async fn measure(backend: Backend, clients: usize, template: Arc<String>) -> Vec
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = start(state, listener, Options::default()).await.unwrap();
     let base = format!("http://{}", running.addr);
-    let (tally, window) = run_http(&base, &key, clients, template.clone()).await;
-    rows.push(summarise(backend, "HTTP", clients, tally, &window));
+    let (tally, window, cpu) = run_http(&base, &key, clients, template.clone()).await;
+    rows.push(summarise(backend, "HTTP", clients, tally, &window, cpu));
     running.stop().await.unwrap();
     remove(place).await;
 
     // The services layer, no HTTP: without and with an idempotency key.
     for (with_key, label) in [(false, "services"), (true, "services + key")] {
         let (state, _, place) = prepare(backend).await;
-        let (tally, window) = run_services(&state, clients, template.clone(), with_key).await;
-        rows.push(summarise(backend, label, clients, tally, &window));
+        let (tally, window, cpu) = run_services(&state, clients, template.clone(), with_key).await;
+        rows.push(summarise(backend, label, clients, tally, &window, cpu));
         drop(state);
         remove(place).await;
     }
@@ -480,13 +539,23 @@ fn main() {
         }
         println!();
         println!(
-            "| backend | path | clients | orders/s placed | p50 | p90 | p99 | max | not placed |"
+            "| backend | path | clients | orders/s placed | p50 | p90 | p99 | max | not placed | CPU per order (this process) | machine busy |"
         );
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         for r in &rows {
             println!(
-                "| {} | {} | {} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
-                r.backend, r.path, r.clients, r.per_second, r.p50, r.p90, r.p99, r.max, r.others
+                "| {} | {} | {} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.2} ms | {:.0}% |",
+                r.backend,
+                r.path,
+                r.clients,
+                r.per_second,
+                r.p50,
+                r.p90,
+                r.p99,
+                r.max,
+                r.others,
+                if r.per_second > 0.0 { r.cpu.process / r.per_second * 1000.0 } else { 0.0 },
+                r.cpu.machine * 100.0
             );
         }
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join("weir-http-bench"));
