@@ -33,7 +33,10 @@ fn run(args: Cli) -> Result<Status> {
         Command::Build(build) => cli::build::run(&build, &mut out, &mut err, &style)?,
         Command::Eval(eval) => cli::eval::run(&eval, &mut out, &mut err, &style)?,
         Command::Serve(serve) => {
+            // The server writes to stdout and stderr from its worker threads (banner,
+            // logs); holding either lock here would block them forever.
             drop(out);
+            drop(err);
             return Ok(cli::serve::run(&serve));
         }
         Command::Tenant(tenant) => cli::serve::tenant(&tenant, &mut out)?,

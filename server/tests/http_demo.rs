@@ -30,6 +30,9 @@ async fn weir_serve_demo_places_every_example_order() {
     let db = format!("sqlite://{}", dir.path().join("weir.db").display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
+        // Logging from the server's worker threads must not block them (it once did:
+        // the CLI held the stderr lock for the server's lifetime).
+        .env("WEIR_LOG", "debug")
         .current_dir(&repo)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
