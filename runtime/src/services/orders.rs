@@ -187,13 +187,6 @@ pub async fn place_order(
     request: &OrderRequest,
     idempotency_key: Option<&str>,
 ) -> Result<OrderOutcome, OrderError> {
-    let order_id = match &request.order_id {
-        Some(id) if id.is_empty() || id.len() > 128 => {
-            return Err(OrderError::invalid("order_id", "1 to 128 characters"))
-        }
-        Some(id) => id.clone(),
-        None => format!("o-{}", uuid::Uuid::now_v7().simple()),
-    };
     if let Some(key) = idempotency_key {
         // A retry of an order already placed answers from what was stored, even if stock
         // or rules changed since (the pipeline would decide differently now).
@@ -201,6 +194,26 @@ pub async fn place_order(
             return Ok(outcome);
         }
     }
+    place_unreplayed(store, rules, tenant, request, idempotency_key).await
+}
+
+/// [`place_order`] for a caller that has already asked [`replay`] (the order API asks
+/// before it chooses the rules): the key is not looked up a second time. A concurrent
+/// retry is still caught by the store's unique key and answered as a replay.
+pub async fn place_unreplayed(
+    store: &dyn Store,
+    rules: &Rules,
+    tenant: &str,
+    request: &OrderRequest,
+    idempotency_key: Option<&str>,
+) -> Result<OrderOutcome, OrderError> {
+    let order_id = match &request.order_id {
+        Some(id) if id.is_empty() || id.len() > 128 => {
+            return Err(OrderError::invalid("order_id", "1 to 128 characters"))
+        }
+        Some(id) => id.clone(),
+        None => format!("o-{}", uuid::Uuid::now_v7().simple()),
+    };
     let mut attempt = 1;
     loop {
         match place_once(store, rules, tenant, request, idempotency_key, &order_id).await {
@@ -337,8 +350,10 @@ async fn plan(
     for level in store.stock_by_skus(tenant, &skus).await? {
         stock.insert((level.sku.clone(), level.location_id.clone()), level);
     }
+    let stocked: std::collections::HashSet<&str> =
+        stock.keys().map(|(sku, _)| sku.as_str()).collect();
     for (index, line) in lines.iter().enumerate() {
-        if !stock.keys().any(|(sku, _)| sku == &line.sku) {
+        if !stocked.contains(line.sku.as_str()) {
             return Err(OrderError::UnknownSku {
                 sku: line.sku.clone(),
                 line: index,

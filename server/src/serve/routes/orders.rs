@@ -156,7 +156,7 @@ pub async fn create(
         Err(error) => Err(error),
         Ok(None) => {
             let version = app.pick_ruleset(&caller.tenant, body.ruleset.as_deref())?;
-            orders::place_order(
+            orders::place_unreplayed(
                 app.store.as_ref(),
                 &version.rules,
                 &caller.tenant,
