@@ -147,8 +147,80 @@ fn time(value: &Json, path: &str) -> Result<i64, FactError> {
     }
 }
 
+/// Currency symbols as the grammar writes them (`currency_symbol` in `weir.pest`).
+const CURRENCY_SYMBOLS: &[&str] = &["¥", "￥", "$", "€", "£", "₩"];
+
+/// Length of the `number` at the start of `text` as the grammar reads it
+/// (`digits ("." digits)?`, with `_` allowed between digits), or `None`.
+fn number_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let digits = |from: usize| -> Option<usize> {
+        let mut end = from;
+        if !bytes.get(end)?.is_ascii_digit() {
+            return None;
+        }
+        end += 1;
+        loop {
+            match bytes.get(end) {
+                Some(b) if b.is_ascii_digit() => end += 1,
+                Some(b'_') if bytes.get(end + 1).is_some_and(u8::is_ascii_digit) => end += 2,
+                _ => return Some(end),
+            }
+        }
+    };
+    let end = digits(0)?;
+    if bytes.get(end) == Some(&b'.') {
+        if let Some(fraction_end) = digits(end + 1) {
+            return Some(fraction_end);
+        }
+    }
+    Some(end)
+}
+
+/// The literal a fact value writes in one of its usual forms (`¥12.50`, `-5`, `10%`,
+/// `30 km`), without the parser: these are read on every order, and the general
+/// expression parser costs tens of microseconds each. Anything else, including every
+/// malformed text, returns `None` and goes through the parser, which also gives the
+/// error. A property test holds the two paths to the same answers.
+fn simple_literal(text: &str) -> Option<Literal> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (symbol, rest) = CURRENCY_SYMBOLS
+        .iter()
+        .find_map(|s| rest.strip_prefix(s).map(|r| (Some(*s), r)))
+        .unwrap_or((None, rest));
+    let (number, tail) = rest.split_at(number_len(rest)?);
+    let amount = if negative {
+        format!("-{number}")
+    } else {
+        number.to_owned()
+    };
+    match (symbol, tail) {
+        (Some(symbol), "") => Some(Literal::Money {
+            symbol: symbol.to_owned(),
+            amount,
+        }),
+        (Some(_), _) => None,
+        (None, "") => Some(Literal::Number(amount)),
+        (None, "%") => Some(Literal::Percent(amount)),
+        (None, unit) => weir_dsl::ast::Unit::from_symbol(unit.trim_start_matches([' ', '\t']))
+            .map(|unit| Literal::Quantity { amount, unit }),
+    }
+}
+
 /// Parses a weir literal such as `¥12.50`, `30 km`, `10%` or `-5` from text.
 fn literal(text: &str, path: &str, ruleset: &Ruleset) -> Result<(Value, Type), FactError> {
+    match simple_literal(text) {
+        Some(lit) => literal_value(&lit, weir_dsl::span::Span::default(), ruleset.currency)
+            .map_err(|d| error(path, d.message)),
+        None => parsed_literal(text, path, ruleset),
+    }
+}
+
+/// [`literal`] through the expression parser: every form, and the errors.
+fn parsed_literal(text: &str, path: &str, ruleset: &Ruleset) -> Result<(Value, Type), FactError> {
     let (expr, diagnostics) = weir_dsl::parse_expr(text);
     let bad = || error(path, format!("`{text}` is not a value"));
     let Some(expr) = expr.filter(|_| diagnostics.is_empty()) else {
@@ -415,4 +487,60 @@ fn usage(value: &Json) -> Result<Usage, FactError> {
     usage.budget_used = read("budget_used")?.into_iter().collect();
     usage.limit_used = read("limit_used")?.into_iter().collect();
     Ok(usage)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cny() -> Ruleset {
+        let out = weir_dsl::check(&[weir_dsl::SourceText {
+            name: "t.weir".into(),
+            text: "ruleset t currency CNY\n".into(),
+        }]);
+        out.ruleset.expect("an empty ruleset checks")
+    }
+
+    #[test]
+    fn simple_literals_read_the_usual_forms() {
+        let ruleset = cny();
+        let read = |text: &str| literal(text, "x", &ruleset).map(|(v, _)| v);
+        assert_eq!(read("¥12.50"), Ok(Value::Money(1250)));
+        assert_eq!(read("-¥1_000"), Ok(Value::Money(-100_000)));
+        assert_eq!(read("10%"), Ok(Value::Percent(100_000)));
+        assert_eq!(read("-5"), Ok(Value::Int(-5)));
+        assert!(matches!(
+            read("30 km"),
+            Ok(Value::Quantity(30_000_000_000, _))
+        ));
+        assert!(read("$5").is_err(), "dollars in a yuan ruleset");
+        assert!(read("5 ms").is_err(), "no such unit");
+        assert!(read("¥5.").is_err());
+        assert!(
+            simple_literal("¥5 + 1").is_none(),
+            "anything else is parsed"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// The scanner is a shortcut, never a second meaning: for every text it takes,
+        /// the parser gives the same value or the same error.
+        #[test]
+        fn the_scanner_agrees_with_the_parser(
+            text in r"-?(¥|￥|\$|€|£|₩)?[0-9_]{0,4}(\.[0-9_]{0,3})?[ \t]{0,2}(%|km|kg|kWh|Wh|min|ml|ms|m|s|h|d|l|g|x)?[ .]?"
+        ) {
+            let ruleset = cny();
+            let fast = literal(&text, "x", &ruleset);
+            let parsed = parsed_literal(&text, "x", &ruleset);
+            if simple_literal(&text).is_some() {
+                prop_assert_eq!(fast, parsed);
+            } else {
+                prop_assert_eq!(fast.is_ok(), parsed.is_ok());
+            }
+        }
+    }
 }

@@ -22,6 +22,10 @@
     clippy::indexing_slicing
 )]
 
+// The allocator `weir serve` runs with (server/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +46,16 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The store's settings: the defaults, or `WEIR_BENCH_CONNECTIONS` connections.
+fn config() -> StoreConfig {
+    let defaults = StoreConfig::default();
+    StoreConfig {
+        max_connections: env_usize("WEIR_BENCH_CONNECTIONS", defaults.max_connections as usize)
+            as u32,
+        ..defaults
+    }
 }
 
 fn rules() -> Rules {
@@ -260,11 +274,8 @@ fn main() {
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let path = dir.join(format!("p{}-{n}.db", std::process::id()));
                 Box::pin(async move {
-                    let s: Arc<dyn Store> = Arc::new(
-                        store::sqlite::open(&path, StoreConfig::default())
-                            .await
-                            .unwrap(),
-                    );
+                    let s: Arc<dyn Store> =
+                        Arc::new(store::sqlite::open(&path, config()).await.unwrap());
                     s
                 })
             }
@@ -290,11 +301,8 @@ fn main() {
                     let opts = PgConnectOptions::from_str(&url)
                         .unwrap()
                         .options([("search_path", schema.as_str())]);
-                    let s: Arc<dyn Store> = Arc::new(
-                        store::postgres::open_with(opts, StoreConfig::default())
-                            .await
-                            .unwrap(),
-                    );
+                    let s: Arc<dyn Store> =
+                        Arc::new(store::postgres::open_with(opts, config()).await.unwrap());
                     s
                 })
             };

@@ -17,7 +17,8 @@ use weir_runtime::store::{
     MovementKind, NewApiKey, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation,
     NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter,
     OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine, ReturnState,
-    ShipmentLine, StepCompletion, StepState, Store, StoreError, VelocityKey, WorkOrderState,
+    ShipmentLine, StepCompletion, StepState, Store, StoreConfig, StoreError, VelocityKey,
+    WorkOrderState,
 };
 
 const A: &str = "acme";
@@ -49,6 +50,7 @@ both_backends!(
     concurrent_mixed_orders_each_commit_whole_or_not_at_all,
     tenants_and_api_keys,
     lookups_the_order_api_needs,
+    reference_data_is_cached_but_never_stale_after_a_change,
 );
 
 async fn locations_are_kept_per_tenant(kind: Kind) {
@@ -2003,5 +2005,85 @@ async fn lookups_the_order_api_needs(kind: Kind) {
         .unwrap()
         .is_empty());
     assert!(s.list_work_orders(B, None, None).await.unwrap().is_empty());
+    h.cleanup().await;
+}
+
+/// Locations, attributes and lists are cached per process; a change through the store
+/// is seen at once by the process that made it and, on PostgreSQL, by every other one
+/// (NOTIFY); on SQLite another process sees it when its copy ages out.
+async fn reference_data_is_cached_but_never_stale_after_a_change(kind: Kind) {
+    let long = StoreConfig {
+        reference_max_age_ms: 600_000,
+        ..StoreConfig::default()
+    };
+    let h = Harness::open_with(kind, long.clone()).await;
+    let here = h.store.as_ref();
+    let other = h.reopen_with(long).await;
+    here.upsert_location(A, &location("wh-1", LocationKind::Warehouse))
+        .await
+        .unwrap();
+    here.replace_list(A, "blocked", &["d-1".to_owned()], None)
+        .await
+        .unwrap();
+    // Both processes have read (and cached) the data.
+    assert_eq!(here.locations(A).await.unwrap().len(), 1);
+    assert_eq!(other.locations(A).await.unwrap().len(), 1);
+    assert_eq!(other.list(A, "blocked").await.unwrap().unwrap().version, 1);
+    assert!(other.location_attributes(A).await.unwrap().is_empty());
+
+    here.upsert_location(A, &location("store-1", LocationKind::Store))
+        .await
+        .unwrap();
+    let mut facts = serde_json::Map::new();
+    facts.insert("margin_pct".into(), json!(12));
+    here.set_location_attributes(A, "wh-1", &facts)
+        .await
+        .unwrap();
+    here.patch_list(A, "blocked", &["d-2".to_owned()], &[], Some(1))
+        .await
+        .unwrap();
+    // The writer's own reads are fresh at once.
+    assert_eq!(here.locations(A).await.unwrap().len(), 2);
+    assert_eq!(here.location_attributes(A).await.unwrap().len(), 1);
+    assert_eq!(here.list(A, "blocked").await.unwrap().unwrap().version, 2);
+    // Another tenant's cache is not this tenant's business.
+    assert!(here.locations(B).await.unwrap().is_empty());
+
+    match kind {
+        Kind::Postgres => {
+            // Announced: the other process drops its copy within moments.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let locations = other.locations(A).await.unwrap().len();
+                let attributes = other.location_attributes(A).await.unwrap().len();
+                let version = other.list(A, "blocked").await.unwrap().unwrap().version;
+                if (locations, attributes, version) == (2, 1, 2) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the other process still sees {locations} locations, list v{version}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        Kind::Sqlite => {
+            // Not announced: the other process keeps its copy until it ages out.
+            assert_eq!(other.locations(A).await.unwrap().len(), 1);
+            let short = h
+                .reopen_with(StoreConfig {
+                    reference_max_age_ms: 50,
+                    ..StoreConfig::default()
+                })
+                .await;
+            assert_eq!(short.locations(A).await.unwrap().len(), 2);
+            here.upsert_location(A, &location("fw-1", LocationKind::FrontWarehouse))
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            assert_eq!(short.locations(A).await.unwrap().len(), 3);
+        }
+    }
+    drop(other);
     h.cleanup().await;
 }

@@ -34,6 +34,10 @@
     clippy::indexing_slicing
 )]
 
+// The allocator `weir serve` runs with (server/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -30,8 +30,8 @@ use crate::engine::{EngineError, LoadedModule};
 use crate::evaluator::WasmEngine;
 use crate::store::{
     BudgetUse, DecisionRecord, Idempotency, LimitUse, Location, LocationKind, NewEvent, NewLine,
-    NewOrder, NewReservation, NewShipment, NewStep, NewWorkOrder, PlaceError, PlacedOrder,
-    ShipmentLine, StockLevel, Store, StoreError, VelocityKey,
+    NewOrder, NewReservation, NewShipment, NewStep, NewWorkOrder, OrderReads, PlaceError,
+    PlacedOrder, ShipmentLine, StockLevel, Store, StoreError, Usages, VelocityKey, VelocityRead,
 };
 
 /// Most lines one order may have.
@@ -146,7 +146,6 @@ pub struct OrderOutcome {
 struct LineIn {
     sku: String,
     qty: i64,
-    json: Json,
 }
 
 /// A location a shipment may leave from, with what it can promise per SKU.
@@ -342,12 +341,31 @@ async fn plan(
     let now_ms = store.now();
 
     // ---- what the rules need, read before evaluation ----
+    // Reference data comes from the store's cache; the rest in one round on one
+    // connection.
     let locations = store.locations(tenant).await?;
     let mut skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
     skus.sort();
     skus.dedup();
+    let needs = velocity_needs(rules, request);
+    let limit_keys = period_limit_keys(rules, now_ms);
+    let reads = OrderReads {
+        skus,
+        velocity: needs.iter().map(|(_, read)| read.clone()).collect(),
+        budget_keys: rules
+            .compiled
+            .manifest
+            .promotions
+            .iter()
+            .filter(|p| p.budget.is_some())
+            .map(|p| p.name.clone())
+            .collect(),
+        limit_keys: limit_keys.values().cloned().collect(),
+        customer_id: customer_id.clone(),
+    };
+    let readings = store.order_reads(tenant, &reads).await?;
     let mut stock: HashMap<(String, String), StockLevel> = HashMap::new();
-    for level in store.stock_by_skus(tenant, &skus).await? {
+    for level in readings.stock {
         stock.insert((level.sku.clone(), level.location_id.clone()), level);
     }
     let stocked: std::collections::HashSet<&str> =
@@ -389,9 +407,9 @@ async fn plan(
         &attributes,
         &location_fields,
     );
-    let counters = counters(store, rules, tenant, request).await?;
+    let counters = counters(&needs, &readings.velocity);
     let lists = lists(store, rules, tenant).await?;
-    let (usage, limit_keys) = usage(store, rules, tenant, &customer_id, now_ms).await?;
+    let usage = usage(rules, &limit_keys, &readings.usages);
 
     let mut document = Map::new();
     document.insert("now".into(), json!(now_ms / 1000));
@@ -401,17 +419,17 @@ async fn plan(
         "locations".into(),
         Json::Array(candidates.iter().map(location_json).collect()),
     );
-    document.insert("counters".into(), Json::Array(counters.clone()));
+    document.insert("counters".into(), Json::Array(counters));
     document.insert("lists".into(), lists);
     document.insert("usage".into(), usage);
     let document = Json::Object(document);
-    let input = facts::read(&document, &rules.ruleset).map_err(|e| OrderError::Invalid {
+    let mut input = facts::read(&document, &rules.ruleset).map_err(|e| OrderError::Invalid {
         path: e.path,
         message: e.message,
     })?;
     let context = Context {
-        lists: input.lists.clone(),
-        usage: input.usage.clone(),
+        lists: std::mem::take(&mut input.lists),
+        usage: std::mem::take(&mut input.usage),
     };
     let engine = WasmEngine {
         module: &rules.module,
@@ -444,7 +462,7 @@ async fn plan(
     };
     let shipments = plan_shipments(
         rules,
-        &input.facts,
+        &mut input.facts,
         &context,
         &candidates,
         &lines,
@@ -559,7 +577,7 @@ async fn plan(
     }
     new.velocity = velocity_keys(rules, request);
     new.work_orders = work_orders(rules, &decisions, &shipments, &order_id, now_ms);
-    let record = decision_record(rules, &decisions, &candidates, &shipments, &document);
+    let record = decision_record(rules, &decisions, &candidates, &shipments, document);
     let hooks = record.hooks.clone();
     new.events.push(NewEvent {
         aggregate_type: "order".into(),
@@ -638,7 +656,6 @@ fn read_lines(order: &Map<String, Json>) -> Result<Vec<LineIn>, OrderError> {
             Ok(LineIn {
                 sku: sku.to_owned(),
                 qty,
-                json: item.clone(),
             })
         })
         .collect()
@@ -774,16 +791,13 @@ fn path_key(request: &OrderRequest, path: &str) -> Option<String> {
     }
 }
 
-/// The velocity counters the module's manifest asks for, from the store.
-async fn counters(
-    store: &dyn Store,
-    rules: &Rules,
-    tenant: &str,
+/// The velocity counters the module's manifest asks for that this order has a key for
+/// (`orders(customer.device, 1 h)` needs `customer.device`), and what to read for each.
+fn velocity_needs<'r>(
+    rules: &'r Rules,
     request: &OrderRequest,
-) -> Result<Vec<Json>, OrderError> {
-    // The needs with a key in this order, then one read per (counter kind, window):
-    // `orders(customer.device, 1 h)` and `orders(customer.phone, 1 h)` share a query.
-    let needs: Vec<(&weir_compiler::manifest::Need, VelocityKey)> = rules
+) -> Vec<(&'r weir_compiler::manifest::Need, VelocityRead)> {
+    rules
         .compiled
         .manifest
         .velocities
@@ -792,61 +806,33 @@ async fn counters(
             let key = path_key(request, &need.key_path)?;
             Some((
                 need,
-                VelocityKey {
-                    kind: need.key_path.clone(),
-                    key,
+                VelocityRead {
+                    key: VelocityKey {
+                        kind: need.key_path.clone(),
+                        key,
+                    },
+                    window_ms: need.window_seconds.saturating_mul(1000),
+                    distinct_customers: !matches!(need.kind, CounterKind::Orders),
                 },
             ))
         })
-        .collect();
-    let mut counts = vec![0i64; needs.len()];
-    let mut groups: Vec<(bool, i64)> = Vec::new();
-    for (need, _) in &needs {
-        let group = (
-            matches!(need.kind, CounterKind::Orders),
-            need.window_seconds,
-        );
-        if !groups.contains(&group) {
-            groups.push(group);
-        }
-    }
-    for (orders_kind, window_seconds) in groups {
-        let members: Vec<usize> = (0..needs.len())
-            .filter(|&i| {
-                needs.get(i).is_some_and(|(n, _)| {
-                    matches!(n.kind, CounterKind::Orders) == orders_kind
-                        && n.window_seconds == window_seconds
-                })
-            })
-            .collect();
-        let keys: Vec<VelocityKey> = members
-            .iter()
-            .filter_map(|&i| needs.get(i).map(|(_, k)| k.clone()))
-            .collect();
-        let window_ms = window_seconds.saturating_mul(1000);
-        let found = if orders_kind {
-            store.velocity_counts(tenant, &keys, window_ms).await?
-        } else {
-            store.velocity_customers(tenant, &keys, window_ms).await?
-        };
-        for (&i, count) in members.iter().zip(found) {
-            if let Some(slot) = counts.get_mut(i) {
-                *slot = count;
-            }
-        }
-    }
-    Ok(needs
+        .collect()
+}
+
+/// The counters as facts (`counters` in the facts document), with the counts read.
+fn counters(needs: &[(&weir_compiler::manifest::Need, VelocityRead)], counts: &[i64]) -> Vec<Json> {
+    needs
         .iter()
-        .zip(counts)
-        .map(|((need, _), count)| {
+        .enumerate()
+        .map(|(i, (need, _))| {
             json!({
                 "kind": need.kind.name(),
                 "key": need.key_path,
                 "window": format!("{} s", need.window_seconds),
-                "count": count,
+                "count": counts.get(i).copied().unwrap_or(0),
             })
         })
-        .collect())
+        .collect()
 }
 
 /// The keys this order counts under, for the counters the ruleset uses.
@@ -906,51 +892,39 @@ fn limit_key(promotion: &str, period: &str, now_ms: i64) -> String {
     }
 }
 
-/// Budget and limit usage so far, and each limited promotion's key for this period.
-async fn usage(
-    store: &dyn Store,
-    rules: &Rules,
-    tenant: &str,
-    customer_id: &str,
-    now_ms: i64,
-) -> Result<(Json, HashMap<String, String>), OrderError> {
-    let promotions = &rules.compiled.manifest.promotions;
-    let budget_keys: Vec<String> = promotions
+/// Each limited promotion's key for the period `now_ms` falls in.
+fn period_limit_keys(rules: &Rules, now_ms: i64) -> HashMap<String, String> {
+    rules
+        .compiled
+        .manifest
+        .promotions
         .iter()
-        .filter(|p| p.budget.is_some())
-        .map(|p| p.name.clone())
-        .collect();
-    let mut keys = HashMap::new();
-    for promotion in promotions {
-        if let Some((_, period)) = &promotion.limit {
-            keys.insert(
+        .filter_map(|promotion| {
+            let (_, period) = promotion.limit.as_ref()?;
+            Some((
                 promotion.name.clone(),
                 limit_key(&promotion.name, period, now_ms),
-            );
-        }
-    }
-    let limit_keys: Vec<String> = keys.values().cloned().collect();
-    let found = if budget_keys.is_empty() && limit_keys.is_empty() {
-        crate::store::Usages::default()
-    } else {
-        store
-            .usages(tenant, &budget_keys, &limit_keys, customer_id)
-            .await?
-    };
+            ))
+        })
+        .collect()
+}
+
+/// Budget and limit usage so far, as facts (`usage` in the facts document).
+fn usage(rules: &Rules, limit_keys: &HashMap<String, String>, found: &Usages) -> Json {
     let mut budget_used = Map::new();
     let mut limit_used = Map::new();
-    for promotion in promotions {
+    for promotion in &rules.compiled.manifest.promotions {
         if let Some(used) = found.budgets.get(&promotion.name) {
             budget_used.insert(promotion.name.clone(), json!(used));
         }
-        if let Some(used) = keys.get(&promotion.name).and_then(|k| found.limits.get(k)) {
+        if let Some(used) = limit_keys
+            .get(&promotion.name)
+            .and_then(|k| found.limits.get(k))
+        {
             limit_used.insert(promotion.name.clone(), json!(used));
         }
     }
-    Ok((
-        json!({ "budget_used": budget_used, "limit_used": limit_used }),
-        keys,
-    ))
+    json!({ "budget_used": budget_used, "limit_used": limit_used })
 }
 
 /// The order's `promised_at` as the facts read it, in millis.
@@ -1007,7 +981,7 @@ fn line_money(facts_in: &weir_compiler::abi::Facts, ruleset: &Ruleset, index: us
 /// is dropped for those lines and they are planned again.
 fn plan_shipments(
     rules: &Rules,
-    facts_in: &weir_compiler::abi::Facts,
+    facts_in: &mut weir_compiler::abi::Facts,
     context: &Context,
     candidates: &[Candidate<'_>],
     lines: &[LineIn],
@@ -1077,7 +1051,7 @@ fn plan_shipments(
                 lines: &shipment_lines,
                 requested_mode,
             };
-            let verdict = check_shipment(rules, facts_in, context, candidates, &shipment, lines)?;
+            let verdict = check_shipment(rules, facts_in, context, candidates, &shipment)?;
             match verdict {
                 Ok(checked) => planned.push(PlannedShipment {
                     candidate,
@@ -1099,9 +1073,9 @@ fn plan_shipments(
                                 lines: std::slice::from_ref(&line),
                                 requested_mode,
                             };
-                            if let Err(why) = check_shipment(
-                                rules, facts_in, context, candidates, &single, lines,
-                            )? {
+                            if let Err(why) =
+                                check_shipment(rules, facts_in, context, candidates, &single)?
+                            {
                                 alone.push((line, why));
                             }
                         }
@@ -1158,11 +1132,10 @@ type Verdict = Result<Checked, String>;
 /// hazmat-certified, cold-chain where it is (docs/orders.md).
 fn check_shipment(
     rules: &Rules,
-    facts_in: &weir_compiler::abi::Facts,
+    facts_in: &mut weir_compiler::abi::Facts,
     context: &Context,
     candidates: &[Candidate<'_>],
     shipment: &Shipment<'_>,
-    lines: &[LineIn],
 ) -> Result<Verdict, OrderError> {
     let Some(c) = candidates.get(shipment.candidate) else {
         return Ok(Err("unknown candidate".into()));
@@ -1182,13 +1155,10 @@ fn check_shipment(
     if manifest.constraints.is_empty() && manifest.sops.is_empty() {
         return Ok(Ok(unconstrained()));
     }
-    let items: Vec<Json> = shipment_lines
-        .iter()
-        .filter_map(|i| lines.get(*i).map(|l| l.json.clone()))
-        .collect();
+    // The location and the lines were read (and checked) with the order's facts: the
+    // shipment takes those values rather than reading their JSON a second time.
     let document = json!({
-        "location": location_json(c),
-        "shipment": { "items": items, "mode": planned_mode },
+        "shipment": { "mode": planned_mode },
         "carrier": {
             "id": format!("{}-carrier", c.location.id),
             "mode": planned_mode,
@@ -1200,22 +1170,30 @@ fn check_shipment(
         path: e.path,
         message: e.message,
     })?;
-    let mut shipment_facts = facts_in.clone();
-    shipment_facts.location = extra.facts.location;
-    shipment_facts.shipment = extra.facts.shipment;
-    shipment_facts.carrier = extra.facts.carrier;
+    // The order's facts with this shipment's location, lines and carrier, for this
+    // check only (set here, cleared after: no copy of the whole order per shipment).
+    let shipment_value = extra
+        .facts
+        .shipment
+        .map(|record| with_items(&rules.ruleset, facts_in, record, shipment_lines));
+    facts_in.location = facts_in.locations.get(shipment.candidate).cloned();
+    facts_in.shipment = shipment_value;
+    facts_in.carrier = extra.facts.carrier;
     let engine = WasmEngine {
         module: &rules.module,
     };
     let decisions = evaluate_hooks(
         &rules.compiled,
         &rules.ruleset,
-        &shipment_facts,
+        facts_in,
         context,
         &engine,
         &[Hook::Constraints, Hook::SopTriggers],
-    )
-    .map_err(|e| evaluation_error(rules, e))?;
+    );
+    facts_in.location = None;
+    facts_in.shipment = None;
+    facts_in.carrier = None;
+    let decisions = decisions.map_err(|e| evaluation_error(rules, e))?;
     let sops = decisions.sops;
     let Some(outcome) = decisions.constraints else {
         return Ok(Ok(Checked {
@@ -1246,6 +1224,44 @@ fn check_shipment(
             sops,
         })),
         None => Ok(Err(format!("no carrier mode allowed at {}", c.location.id))),
+    }
+}
+
+/// `shipment` (as read from JSON, without lines) with the order's lines `chosen` as
+/// its `items`, taken from the order's facts (`order.items`).
+fn with_items(
+    ruleset: &Ruleset,
+    facts_in: &weir_compiler::abi::Facts,
+    shipment: weir_dsl::checked::Value,
+    chosen: &[usize],
+) -> weir_dsl::checked::Value {
+    use weir_dsl::checked::Value;
+    let slot = |entity: usize| {
+        ruleset
+            .schema
+            .entity(entity)
+            .and_then(|e| e.field("items"))
+            .map(|(i, _)| i)
+    };
+    let Some(Value::Record(_, order)) = &facts_in.order else {
+        return shipment;
+    };
+    let Some(Some(Value::List(lines))) = slot(weir_dsl::schema::ORDER).and_then(|i| order.get(i))
+    else {
+        return shipment;
+    };
+    let items: Vec<Value> = chosen
+        .iter()
+        .filter_map(|&i| lines.get(i).cloned())
+        .collect();
+    match (shipment, slot(weir_dsl::schema::SHIPMENT)) {
+        (Value::Record(entity, mut slots), Some(index)) => {
+            if let Some(field) = slots.get_mut(index) {
+                *field = Some(Value::List(items));
+            }
+            Value::Record(entity, slots)
+        }
+        (other, _) => other,
     }
 }
 
@@ -1312,7 +1328,7 @@ fn decision_record(
     decisions: &Decisions,
     candidates: &[Candidate<'_>],
     shipments: &[PlannedShipment],
-    document: &Json,
+    document: Json,
 ) -> DecisionRecord {
     let id = |index: usize| candidates.get(index).map(|c| c.location.id.clone());
     let promotions = decisions.promotions.as_ref().map(|p| {
@@ -1373,13 +1389,13 @@ fn decision_record(
             }
         }
     }
-    let text = serde_json::to_string(document).unwrap_or_default();
+    let text = serde_json::to_string(&document).unwrap_or_default();
     DecisionRecord {
         ruleset_hash: rules.version.clone(),
         hooks,
         fired_rules: fired,
         facts_digest: digest(&text),
-        facts: Some(document.clone()),
+        facts: Some(document),
     }
 }
 

@@ -20,6 +20,7 @@
 mod error;
 mod placement;
 pub mod postgres;
+mod reference;
 pub mod sqlite;
 mod types;
 
@@ -31,7 +32,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 pub use error::{PlaceError, StoreError};
+pub use reference::REFERENCE_CHANNEL;
 pub use types::*;
+
+/// Every location's merchant-maintained facts, by location id.
+pub type LocationAttributes =
+    std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>;
 
 /// The PostgreSQL channel on which an activation or rollback is announced (payload
 /// `tenant\nname`), so every server process swaps to the new version.
@@ -186,6 +192,11 @@ pub struct StoreConfig {
     pub writers: usize,
     /// Connections (PostgreSQL; SQLite's readers).
     pub max_connections: u32,
+    /// How long locations, location attributes and runtime lists read from the database
+    /// are reused (milliseconds; 0 reads them every time). Changes through this store
+    /// and, on PostgreSQL, through any store are seen at once; this bounds staleness
+    /// only for changes nobody announced (`docs/storage.md`, "Reference data cache").
+    pub reference_max_age_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -196,6 +207,7 @@ impl Default for StoreConfig {
             max_batch: 256,
             writers: 0,
             max_connections: 16,
+            reference_max_age_ms: 1_000,
         }
     }
 }
@@ -246,13 +258,7 @@ pub trait Store: Send + Sync {
         attributes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), StoreError>;
     /// Every location's facts that were set, by location id.
-    async fn location_attributes(
-        &self,
-        tenant: &str,
-    ) -> Result<
-        std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
-        StoreError,
-    >;
+    async fn location_attributes(&self, tenant: &str) -> Result<LocationAttributes, StoreError>;
 
     /// Goods in: `on_hand` (and the lot's) grows; a ledger row is written.
     async fn receive(&self, tenant: &str, receipt: &Receipt) -> Result<StockLevel, StoreError>;
@@ -428,6 +434,13 @@ pub trait Store: Send + Sync {
         limit_keys: &[String],
         customer_id: &str,
     ) -> Result<Usages, StoreError>;
+    /// Stock, velocity counts and budget and limit usage for one order, read on one
+    /// connection (the order pipeline's per-order reads; each also has its own method).
+    async fn order_reads(
+        &self,
+        tenant: &str,
+        reads: &OrderReads,
+    ) -> Result<OrderReadings, StoreError>;
     /// *All tenants.* Drops velocity events older than `before`.
     async fn prune_velocity(&self, before: Millis) -> Result<u64, StoreError>;
 

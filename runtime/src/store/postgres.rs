@@ -8,11 +8,13 @@
 //! writer.
 
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Pool, Postgres};
 
+use super::reference::{ReferenceCache, REFERENCE_CHANNEL};
 use super::{Backend, StoreConfig, StoreError};
 
 type Db = Postgres;
@@ -176,10 +178,78 @@ pub async fn open_with(
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections.max(2))
         .acquire_timeout(Duration::from_secs(60))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-    Ok(PgStore::start(pool.clone(), pool, config))
+    let store = PgStore::start(pool.clone(), pool, config);
+    // Its own connection (not one of the pool's), opened when the task first runs.
+    let listen = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(options);
+    let cache = store.reference_cache();
+    tokio::spawn(listen_for_reference_changes(
+        listen,
+        Arc::downgrade(&cache),
+        cache.dropped(),
+    ));
+    Ok(store)
+}
+
+/// Empties the store's reference data cache for every tenant whose locations or lists
+/// another process changed (`NOTIFY` on [`REFERENCE_CHANNEL`]), until the store is
+/// dropped. While it cannot listen, the cache still ages out (`reference.rs`).
+async fn listen_for_reference_changes(
+    pool: Pool<Db>,
+    cache: Weak<ReferenceCache>,
+    mut dropped: tokio::sync::oneshot::Receiver<()>,
+) {
+    // Pause between attempts to (re)connect.
+    const RETRY: Duration = Duration::from_secs(5);
+    let clear = || {
+        if let Some(cache) = cache.upgrade() {
+            cache.clear();
+        }
+    };
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for reference data changes");
+                tokio::select! {
+                    _ = &mut dropped => return,
+                    _ = tokio::time::sleep(RETRY) => continue,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(REFERENCE_CHANNEL).await {
+            tracing::warn!(error = %e, "cannot listen for reference data changes");
+            tokio::select! {
+                _ = &mut dropped => return,
+                _ = tokio::time::sleep(RETRY) => continue,
+            }
+        }
+        // Changes made before the listener started were not heard.
+        clear();
+        loop {
+            tokio::select! {
+                _ = &mut dropped => return,
+                heard = listener.try_recv() => match heard {
+                    Ok(Some(notification)) => {
+                        if let Some(cache) = cache.upgrade() {
+                            cache.invalidate(notification.payload());
+                        }
+                    }
+                    // sqlx reconnected: announcements in between were missed.
+                    Ok(None) => clear(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reference data listener failed; reconnecting");
+                        clear();
+                        break;
+                    }
+                },
+            }
+        }
+    }
 }
 
 /// Announcements of ruleset activations and rollbacks made by any process on the same

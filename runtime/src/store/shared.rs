@@ -21,16 +21,17 @@ use crate::store::placement::{
     Accepted, BudgetRow, KnownOrder, LimitRow, LotRow, Outcome, PlannedReservation, PresaleRow,
     State, StockKey, StockRow,
 };
+use crate::store::reference::{ReferenceCache, REFERENCE_CHANNEL};
 use crate::store::{
     Adjustment, ApiKey, Backend, BudgetConsumption, CancelOutcome, Capabilities, DecisionRecord,
     EscalatedStep, ExpirySweep, Location, LocationKind, Lot, LotPick, LotRef, Millis, Movement,
     MovementKind, NewApiKey, NewEvent, NewHold, NewOrder, NewPresale, NewReservation, NewReturn,
-    NewRulesetVersion, NewWorkOrder, OrderFilter, OrderLine, OrderRecord, OrderState, OrderSummary,
-    OutboxEvent, PlaceError, PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt,
-    Reservation, ReservationStatus, ReturnRecord, ReturnState, RulesetVersion, RuntimeList,
-    Shipment, ShipmentLine, StepCompletion, StepState, StockLevel, Store, StoreConfig, StoreError,
-    Tenant, Usages, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep,
-    WriterStats, API_SCOPES,
+    NewRulesetVersion, NewWorkOrder, OrderFilter, OrderLine, OrderReadings, OrderReads,
+    OrderRecord, OrderState, OrderSummary, OutboxEvent, PlaceError, PlacedOrder, PresaleSession,
+    PresaleState, PresaleTick, Receipt, Reservation, ReservationStatus, ReturnRecord, ReturnState,
+    RulesetVersion, RuntimeList, Shipment, ShipmentLine, StepCompletion, StepState, StockLevel,
+    Store, StoreConfig, StoreError, Tenant, Usages, VelocityKey, Wave, WorkOrder, WorkOrderState,
+    WorkOrderStep, WriteStep, WriterStats, API_SCOPES,
 };
 
 pub(super) type Conn = <Db as sqlx::Database>::Connection;
@@ -1009,6 +1010,7 @@ struct Inner {
     read: Pool<Db>,
     write: Pool<Db>,
     config: StoreConfig,
+    reference: Arc<ReferenceCache>,
     batches: AtomicU64,
     batched_orders: AtomicU64,
     retries: AtomicU64,
@@ -1031,10 +1033,14 @@ impl SqlStore {
         } else {
             config.writers
         };
+        let reference = Arc::new(ReferenceCache::new(std::time::Duration::from_millis(
+            config.reference_max_age_ms,
+        )));
         let inner = Arc::new(Inner {
             read,
             write,
             config,
+            reference,
             batches: AtomicU64::new(0),
             batched_orders: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -1047,6 +1053,12 @@ impl SqlStore {
             tokio::spawn(async move { writer_loop(inner, rx).await });
         }
         SqlStore { inner, queue }
+    }
+
+    /// The reference data cache (the PostgreSQL listener empties it on announcements).
+    #[allow(dead_code)] // compiled for both backends, called by one
+    pub(crate) fn reference_cache(&self) -> Arc<ReferenceCache> {
+        Arc::clone(&self.inner.reference)
     }
 
     /// The pool writes go through (tests and benchmarks use it for raw statements).
@@ -2026,25 +2038,13 @@ impl SqlStore {
         tenant: &str,
         keys: &[VelocityKey],
         window_ms: i64,
-        count: &str,
+        distinct_customers: bool,
     ) -> Result<Vec<i64>, StoreError> {
         let since = self.now_ms() - window_ms;
-        let sql = format!(
-            "SELECT {count} AS n FROM velocity_events \
-             WHERE tenant = $1 AND kind = $2 AND key = $3 AND at > $4"
-        );
         let mut c = self.read().await?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            let n: i64 = sqlx::query(&sql)
-                .bind(tenant)
-                .bind(&k.kind)
-                .bind(&k.key)
-                .bind(since)
-                .fetch_one(&mut *c)
-                .await?
-                .try_get("n")?;
-            out.push(n);
+            out.push(count_velocity(&mut c, tenant, k, since, distinct_customers).await?);
         }
         Ok(out)
     }
@@ -2056,6 +2056,149 @@ impl SqlStore {
     async fn read(&self) -> Result<sqlx::pool::PoolConnection<Db>, StoreError> {
         Ok(self.inner.read.acquire().await?)
     }
+
+    /// After a committed change to `tenant`'s locations, their attributes or a runtime
+    /// list: this process forgets its cached copy and, on PostgreSQL, every other store
+    /// is told to (`reference.rs`). The change itself is already durable, so a failed
+    /// announcement is logged, not returned: other processes then see the change when
+    /// their copy ages out.
+    async fn reference_changed(&self, tenant: &str) {
+        self.inner.reference.invalidate(tenant);
+        if BACKEND == Backend::Postgres {
+            let announced = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REFERENCE_CHANNEL)
+                .bind(tenant)
+                .execute(&self.inner.write)
+                .await;
+            if let Err(e) = announced {
+                tracing::warn!(tenant, error = %e, "could not announce a reference data change");
+            }
+        }
+    }
+}
+
+/// Events counted under `key` since `since` (or the distinct customers behind them).
+async fn count_velocity(
+    c: &mut Conn,
+    tenant: &str,
+    key: &VelocityKey,
+    since: Millis,
+    distinct_customers: bool,
+) -> Result<i64, StoreError> {
+    let sql = if distinct_customers {
+        "SELECT COUNT(DISTINCT customer_id) AS n FROM velocity_events \
+         WHERE tenant = $1 AND kind = $2 AND key = $3 AND at > $4"
+    } else {
+        "SELECT COUNT(*) AS n FROM velocity_events \
+         WHERE tenant = $1 AND kind = $2 AND key = $3 AND at > $4"
+    };
+    Ok(sqlx::query(sql)
+        .bind(tenant)
+        .bind(&key.kind)
+        .bind(&key.key)
+        .bind(since)
+        .fetch_one(&mut *c)
+        .await?
+        .try_get("n")?)
+}
+
+/// Stock rows of `skus` at every location, by SKU then location.
+async fn stock_of_skus(
+    c: &mut Conn,
+    tenant: &str,
+    skus: &[String],
+) -> Result<Vec<StockLevel>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in skus.chunks(MAX_BINDS - 1) {
+        let sql = format!(
+            "SELECT {STOCK_COLS} FROM stock WHERE tenant = {} AND sku IN ({}) \
+             ORDER BY sku, location_id",
+            ph(1),
+            in_list(2, chunk.len())
+        );
+        let args = chunk.iter().map(|k| s(k)).collect();
+        let rows = bind_all(sqlx::query(&sql).bind(tenant), args)
+            .persistent(chunk.len() <= PERSISTENT_ROWS)
+            .fetch_all(&mut *c)
+            .await?;
+        for row in &rows {
+            out.push(stock_row(row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Budget use by key and one customer's limit uses by key; one statement for both
+/// when the keys fit in one.
+async fn usages(
+    c: &mut Conn,
+    tenant: &str,
+    budget_keys: &[String],
+    limit_keys: &[String],
+    customer_id: &str,
+) -> Result<Usages, StoreError> {
+    let mut usages = Usages::default();
+    let mut keep = |rows: Vec<Row>| -> Result<(), StoreError> {
+        for row in &rows {
+            let key: String = row.try_get("key")?;
+            let used: i64 = row.try_get("used")?;
+            if row.try_get::<i64, _>("budget")? == 1 {
+                usages.budgets.insert(key, used);
+            } else {
+                usages.limits.insert(key, used);
+            }
+        }
+        Ok(())
+    };
+    let budgets = |first: usize, n: usize| {
+        format!(
+            "SELECT CAST(1 AS BIGINT) AS budget, key, used FROM budgets WHERE tenant = {} AND key IN ({})",
+            ph(first),
+            in_list(first + 1, n)
+        )
+    };
+    let limits = |first: usize, n: usize| {
+        format!(
+            "SELECT CAST(0 AS BIGINT) AS budget, key, used FROM customer_limits WHERE tenant = {} \
+             AND customer_id = {} AND key IN ({})",
+            ph(first),
+            ph(first + 1),
+            in_list(first + 2, n)
+        )
+    };
+    let (nb, nl) = (budget_keys.len(), limit_keys.len());
+    if nb > 0 && nl > 0 && nb + nl + 3 <= MAX_BINDS {
+        let sql = format!("{} UNION ALL {}", budgets(1, nb), limits(nb + 2, nl));
+        let mut args: Vec<V> = budget_keys.iter().map(|k| s(k)).collect();
+        args.push(s(tenant));
+        args.push(s(customer_id));
+        args.extend(limit_keys.iter().map(|k| s(k)));
+        let rows = bind_all(sqlx::query(&sql).bind(tenant), args)
+            .persistent(nb + nl <= PERSISTENT_ROWS)
+            .fetch_all(&mut *c)
+            .await?;
+        keep(rows)?;
+        return Ok(usages);
+    }
+    for chunk in budget_keys.chunks(MAX_BINDS - 1) {
+        let sql = budgets(1, chunk.len());
+        let args = chunk.iter().map(|k| s(k)).collect();
+        let rows = bind_all(sqlx::query(&sql).bind(tenant), args)
+            .persistent(chunk.len() <= PERSISTENT_ROWS)
+            .fetch_all(&mut *c)
+            .await?;
+        keep(rows)?;
+    }
+    for chunk in limit_keys.chunks(MAX_BINDS - 2) {
+        let sql = limits(1, chunk.len());
+        let args = chunk.iter().map(|k| s(k)).collect();
+        let rows = bind_all(sqlx::query(&sql).bind(tenant).bind(customer_id), args)
+            .persistent(chunk.len() <= PERSISTENT_ROWS)
+            .fetch_all(&mut *c)
+            .await?;
+        keep(rows)?;
+    }
+    Ok(usages)
 }
 
 fn check_positive(what: &str, qty: i64) -> Result<(), StoreError> {
@@ -2122,6 +2265,7 @@ impl Store for SqlStore {
         .bind(now)
         .execute(&self.inner.write)
         .await?;
+        self.reference_changed(tenant).await;
         Ok(())
     }
 
@@ -2135,13 +2279,19 @@ impl Store for SqlStore {
     }
 
     async fn locations(&self, tenant: &str) -> Result<Vec<Location>, StoreError> {
-        sqlx::query("SELECT * FROM locations WHERE tenant = $1 ORDER BY id")
+        let cache = &self.inner.reference.locations;
+        let ticket = match cache.get(tenant, "") {
+            Ok(hit) => return Ok(hit.as_ref().clone()),
+            Err(ticket) => ticket,
+        };
+        let locations = sqlx::query("SELECT * FROM locations WHERE tenant = $1 ORDER BY id")
             .bind(tenant)
             .fetch_all(&self.inner.read)
             .await?
             .iter()
             .map(location_row)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(cache.put(tenant, "", ticket, locations).as_ref().clone())
     }
 
     async fn set_location_attributes(
@@ -2169,16 +2319,19 @@ impl Store for SqlStore {
         .bind(now)
         .execute(&self.inner.write)
         .await?;
+        self.reference_changed(tenant).await;
         Ok(())
     }
 
     async fn location_attributes(
         &self,
         tenant: &str,
-    ) -> Result<
-        std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
-        StoreError,
-    > {
+    ) -> Result<crate::store::LocationAttributes, StoreError> {
+        let cache = &self.inner.reference.attributes;
+        let ticket = match cache.get(tenant, "") {
+            Ok(hit) => return Ok(hit.as_ref().clone()),
+            Err(ticket) => ticket,
+        };
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT location_id, attributes FROM location_attributes WHERE tenant = $1",
         )
@@ -2191,7 +2344,7 @@ impl Store for SqlStore {
                 out.insert(id, map);
             }
         }
-        Ok(out)
+        Ok(cache.put(tenant, "", ticket, out).as_ref().clone())
     }
 
     async fn receive(&self, tenant: &str, r: &Receipt) -> Result<StockLevel, StoreError> {
@@ -2374,24 +2527,8 @@ impl Store for SqlStore {
         tenant: &str,
         skus: &[String],
     ) -> Result<Vec<StockLevel>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in skus.chunks(MAX_BINDS - 1) {
-            let sql = format!(
-                "SELECT {STOCK_COLS} FROM stock WHERE tenant = {} AND sku IN ({}) \
-                 ORDER BY sku, location_id",
-                ph(1),
-                in_list(2, chunk.len())
-            );
-            let args = chunk.iter().map(|k| s(k)).collect();
-            let rows = bind_all(sqlx::query(&sql).bind(tenant), args)
-                .persistent(chunk.len() <= PERSISTENT_ROWS)
-                .fetch_all(&self.inner.read)
-                .await?;
-            for row in &rows {
-                out.push(stock_row(row)?);
-            }
-        }
-        Ok(out)
+        let mut c = self.read().await?;
+        stock_of_skus(&mut c, tenant, skus).await
     }
 
     async fn lots(
@@ -3438,8 +3575,7 @@ impl Store for SqlStore {
         keys: &[VelocityKey],
         window_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        self.count_velocity(tenant, keys, window_ms, "COUNT(*)")
-            .await
+        self.count_velocity(tenant, keys, window_ms, false).await
     }
 
     async fn velocity_customers(
@@ -3448,8 +3584,7 @@ impl Store for SqlStore {
         keys: &[VelocityKey],
         window_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        self.count_velocity(tenant, keys, window_ms, "COUNT(DISTINCT customer_id)")
-            .await
+        self.count_velocity(tenant, keys, window_ms, true).await
     }
 
     async fn record_velocity(
@@ -3488,44 +3623,38 @@ impl Store for SqlStore {
         limit_keys: &[String],
         customer_id: &str,
     ) -> Result<Usages, StoreError> {
-        let mut usages = Usages::default();
-        for chunk in budget_keys.chunks(MAX_BINDS - 1) {
-            let sql = format!(
-                "SELECT key, used FROM budgets WHERE tenant = {} AND key IN ({})",
-                ph(1),
-                in_list(2, chunk.len())
+        let mut c = self.read().await?;
+        usages(&mut c, tenant, budget_keys, limit_keys, customer_id).await
+    }
+
+    async fn order_reads(
+        &self,
+        tenant: &str,
+        reads: &OrderReads,
+    ) -> Result<OrderReadings, StoreError> {
+        let now = self.now_ms();
+        let mut c = self.read().await?;
+        let stock = stock_of_skus(&mut c, tenant, &reads.skus).await?;
+        let mut velocity = Vec::with_capacity(reads.velocity.len());
+        for read in &reads.velocity {
+            let since = now - read.window_ms;
+            velocity.push(
+                count_velocity(&mut c, tenant, &read.key, since, read.distinct_customers).await?,
             );
-            let args = chunk.iter().map(|k| s(k)).collect();
-            let rows = bind_all(sqlx::query(&sql).bind(tenant), args)
-                .persistent(chunk.len() <= PERSISTENT_ROWS)
-                .fetch_all(&self.inner.read)
-                .await?;
-            for row in &rows {
-                usages
-                    .budgets
-                    .insert(row.try_get("key")?, row.try_get("used")?);
-            }
         }
-        for chunk in limit_keys.chunks(MAX_BINDS - 2) {
-            let sql = format!(
-                "SELECT key, used FROM customer_limits WHERE tenant = {} AND customer_id = {} \
-                 AND key IN ({})",
-                ph(1),
-                ph(2),
-                in_list(3, chunk.len())
-            );
-            let args = chunk.iter().map(|k| s(k)).collect();
-            let rows = bind_all(sqlx::query(&sql).bind(tenant).bind(customer_id), args)
-                .persistent(chunk.len() <= PERSISTENT_ROWS)
-                .fetch_all(&self.inner.read)
-                .await?;
-            for row in &rows {
-                usages
-                    .limits
-                    .insert(row.try_get("key")?, row.try_get("used")?);
-            }
-        }
-        Ok(usages)
+        let usages = usages(
+            &mut c,
+            tenant,
+            &reads.budget_keys,
+            &reads.limit_keys,
+            &reads.customer_id,
+        )
+        .await?;
+        Ok(OrderReadings {
+            stock,
+            velocity,
+            usages,
+        })
     }
 
     async fn budget_usage(
@@ -3603,6 +3732,7 @@ impl Store for SqlStore {
             .await?
             .ok_or_else(|| StoreError::Corrupt("list vanished".into()))?;
         tx.commit().await?;
+        self.reference_changed(tenant).await;
         Ok(list)
     }
 
@@ -3642,12 +3772,19 @@ impl Store for SqlStore {
             .await?
             .ok_or_else(|| StoreError::Corrupt("list vanished".into()))?;
         tx.commit().await?;
+        self.reference_changed(tenant).await;
         Ok(list)
     }
 
     async fn list(&self, tenant: &str, name: &str) -> Result<Option<RuntimeList>, StoreError> {
+        let cache = &self.inner.reference.lists;
+        let ticket = match cache.get(tenant, name) {
+            Ok(hit) => return Ok(hit.as_ref().clone()),
+            Err(ticket) => ticket,
+        };
         let mut c = self.read().await?;
-        fetch_list(&mut c, tenant, name).await
+        let list = fetch_list(&mut c, tenant, name).await?;
+        Ok(cache.put(tenant, name, ticket, list).as_ref().clone())
     }
 
     async fn list_names(&self, tenant: &str) -> Result<Vec<String>, StoreError> {

@@ -734,3 +734,36 @@ pub struct Usages {
     /// Limit key → the customer's uses.
     pub limits: std::collections::HashMap<String, i64>,
 }
+
+/// What the order pipeline reads for one order besides reference data
+/// ([`crate::store::Store::order_reads`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderReads {
+    /// Stock rows of these SKUs at every location.
+    pub skus: Vec<String>,
+    /// Velocity counters, each over its own window.
+    pub velocity: Vec<VelocityRead>,
+    /// Budgets whose use so far is wanted.
+    pub budget_keys: Vec<String>,
+    /// Per-customer limits whose use so far by `customer_id` is wanted.
+    pub limit_keys: Vec<String>,
+    pub customer_id: String,
+}
+
+/// One velocity counter to read: events under `key` in the last `window_ms`, or the
+/// distinct customers behind them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VelocityRead {
+    pub key: VelocityKey,
+    pub window_ms: i64,
+    pub distinct_customers: bool,
+}
+
+/// The answers to [`OrderReads`], in its order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderReadings {
+    pub stock: Vec<StockLevel>,
+    /// One count per [`OrderReads::velocity`] entry.
+    pub velocity: Vec<i64>,
+    pub usages: Usages,
+}
