@@ -7,6 +7,7 @@
 //! inventory service ([`services`]) and the outbox publisher ([`events`]) sit beside it;
 //! `docs/storage.md` and `docs/inventory.md` describe them.
 
+pub mod digest;
 pub mod engine;
 pub mod evaluator;
 pub mod events;

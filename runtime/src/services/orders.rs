@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
-use sha2::{Digest, Sha256};
 use weir_compiler::evaluate::{evaluate, evaluate_hooks, Context, Decisions};
 use weir_compiler::facts;
 use weir_compiler::interp::Hook;
@@ -1317,8 +1316,7 @@ fn work_orders(
 }
 
 fn digest(text: &str) -> String {
-    let hash = Sha256::digest(text.as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(text.as_bytes())
 }
 
 /// What was decided and from what: enough to answer "why this location?" and to replay

@@ -10,14 +10,12 @@
 //! accepting it within the TTL.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 use weir_runtime::store::{ApiKey, NewApiKey, Store, StoreError};
 
 use super::problem::Problem;
@@ -77,12 +75,7 @@ impl Caller {
 
 /// Hex SHA-256 of a key's secret.
 pub fn hash_key(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
+    weir_runtime::digest::sha256_hex(secret.as_bytes())
 }
 
 /// Issues a key for `tenant`; the secret is returned once and never stored.
@@ -95,10 +88,7 @@ pub async fn issue_key(
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| StoreError::Invalid(format!("no random source for a key: {e}")))?;
-    let mut secret = String::from(PREFIX);
-    for byte in bytes {
-        let _ = write!(secret, "{byte:02x}");
-    }
+    let secret = format!("{PREFIX}{}", weir_runtime::digest::hex(&bytes));
     let key = store
         .create_api_key(
             tenant,

@@ -75,11 +75,7 @@ pub fn content_hash(files: &BTreeMap<String, String>) -> String {
         hasher.update((text.len() as u64).to_le_bytes());
         hasher.update(text.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    weir_runtime::digest::hex(&hasher.finalize())
 }
 
 /// Checks a set of files as one ruleset: names, sizes, then the language's checker.
