@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `WEIR_BENCH_ORDERS` (default 20,000) orders per run, `WEIR_BENCH_CLIENTS` (default 64)
-//! concurrent clients. The ruleset is `runtime/tests/fixtures/shop.weir` (a threshold
+//! concurrent clients, `WEIR_BENCH_CONNECTIONS` the store's connections (default: the
+//! store's own default). The ruleset is `runtime/tests/fixtures/shop.weir` (a threshold
 //! promotion with a budget and a daily limit, a route over every location, three
 //! constraints, two risk rules with a velocity counter and a runtime list, a `decide`
 //! block and an SOP on every order).

@@ -16,9 +16,9 @@ use weir_runtime::store::{
     Adjustment, BudgetUse, DecisionRecord, Idempotency, LimitUse, LocationKind, LotRef,
     MovementKind, NewApiKey, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation,
     NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter,
-    OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine, ReturnState,
-    ShipmentLine, StepCompletion, StepState, Store, StoreConfig, StoreError, VelocityKey,
-    WorkOrderState,
+    OrderReads, OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine,
+    ReturnState, ShipmentLine, StepCompletion, StepState, Store, StoreConfig, StoreError,
+    VelocityKey, VelocityRead, WorkOrderState,
 };
 
 const A: &str = "acme";
@@ -1916,10 +1916,11 @@ async fn lookups_the_order_api_needs(kind: Kind) {
     // Several SKUs' stock in one read; unknown SKUs are simply absent.
     stocked(s, A, "wh-2", "SKU-2", 4).await;
     stocked(s, B, "wh-1", "SKU-1", 99).await;
-    let levels = s
-        .stock_by_skus(A, &["SKU-1".into(), "SKU-2".into(), "SKU-X".into()])
-        .await
-        .unwrap();
+    let reads = OrderReads {
+        skus: vec!["SKU-1".into(), "SKU-2".into(), "SKU-X".into()],
+        ..OrderReads::default()
+    };
+    let levels = s.order_reads(A, &reads).await.unwrap().stock;
     let seen: Vec<(&str, &str, i64)> = levels
         .iter()
         .map(|l| (l.sku.as_str(), l.location_id.as_str(), l.on_hand))
@@ -1961,7 +1962,7 @@ async fn lookups_the_order_api_needs(kind: Kind) {
     ));
     assert_eq!(s.locations(A).await.unwrap().len(), 2);
 
-    // Budget and limit usage in one read each.
+    // Budget and limit usage in one statement, with the velocity counts, in one round.
     let mut spend = simple_order(A, "o-2", "SKU-1", "wh-1", 1);
     spend.budgets.push(BudgetUse {
         key: "promo".into(),
@@ -1974,25 +1975,63 @@ async fn lookups_the_order_api_needs(kind: Kind) {
         count: 1,
         max: 3,
     });
+    spend.velocity.push(VelocityKey {
+        kind: "customer.device".into(),
+        key: "d-1".into(),
+    });
     s.place_order(spend).await.unwrap();
-    let usages = s
-        .usages(
-            A,
-            &["promo".into(), "other".into()],
-            &["promo:day:1".into(), "promo:day:2".into()],
-            "cust-1",
-        )
-        .await
-        .unwrap();
+    let device = VelocityKey {
+        kind: "customer.device".into(),
+        key: "d-1".into(),
+    };
+    let reads = OrderReads {
+        velocity: vec![
+            VelocityRead {
+                key: device.clone(),
+                window_ms: HOUR,
+                distinct_customers: false,
+            },
+            VelocityRead {
+                key: device,
+                window_ms: HOUR,
+                distinct_customers: true,
+            },
+        ],
+        budget_keys: vec!["promo".into(), "other".into()],
+        limit_keys: vec!["promo:day:1".into(), "promo:day:2".into()],
+        customer_id: "cust-1".into(),
+        ..OrderReads::default()
+    };
+    let found = s.order_reads(A, &reads).await.unwrap();
+    assert_eq!(found.velocity, vec![1, 1]);
+    let usages = found.usages;
     assert_eq!(usages.budgets.get("promo"), Some(&700));
     assert_eq!(usages.budgets.len(), 1);
     assert_eq!(usages.limits.get("promo:day:1"), Some(&1));
     assert_eq!(usages.limits.len(), 1);
-    let elsewhere = s
-        .usages(B, &["promo".into()], &["promo:day:1".into()], "cust-1")
-        .await
-        .unwrap();
-    assert!(elsewhere.budgets.is_empty() && elsewhere.limits.is_empty());
+    // Budgets alone and limits alone take the one-kind statements.
+    let budgets_only = OrderReads {
+        budget_keys: vec!["promo".into()],
+        ..OrderReads::default()
+    };
+    let found = s.order_reads(A, &budgets_only).await.unwrap().usages;
+    assert_eq!(
+        (found.budgets.get("promo"), found.limits.len()),
+        (Some(&700), 0)
+    );
+    let limits_only = OrderReads {
+        limit_keys: vec!["promo:day:1".into()],
+        customer_id: "cust-1".into(),
+        ..OrderReads::default()
+    };
+    let found = s.order_reads(A, &limits_only).await.unwrap().usages;
+    assert_eq!(
+        (found.budgets.len(), found.limits.get("promo:day:1")),
+        (0, Some(&1))
+    );
+    let elsewhere = s.order_reads(B, &reads).await.unwrap();
+    assert!(elsewhere.usages.budgets.is_empty() && elsewhere.usages.limits.is_empty());
+    assert_eq!(elsewhere.velocity, vec![0, 0]);
 
     // Work orders by order and by state.
     let of_order = s.list_work_orders(A, Some("o-1"), None).await.unwrap();

@@ -574,7 +574,7 @@ async fn plan(
             }
         }
     }
-    new.velocity = velocity_keys(rules, request);
+    new.velocity = velocity_keys(&needs);
     new.work_orders = work_orders(rules, &decisions, &shipments, &order_id, now_ms);
     let record = decision_record(rules, &decisions, &candidates, &shipments, document);
     let hooks = record.hooks.clone();
@@ -834,18 +834,14 @@ fn counters(needs: &[(&weir_compiler::manifest::Need, VelocityRead)], counts: &[
         .collect()
 }
 
-/// The keys this order counts under, for the counters the ruleset uses.
-fn velocity_keys(rules: &Rules, request: &OrderRequest) -> Vec<VelocityKey> {
+/// The keys this order counts under, for the counters the ruleset uses (one each:
+/// `orders(customer.device, 1 h)` and `customers(customer.device, 1 d)` count the same
+/// event).
+fn velocity_keys(needs: &[(&weir_compiler::manifest::Need, VelocityRead)]) -> Vec<VelocityKey> {
     let mut keys: Vec<VelocityKey> = Vec::new();
-    for need in &rules.compiled.manifest.velocities {
-        if let Some(key) = path_key(request, &need.key_path) {
-            let key = VelocityKey {
-                kind: need.key_path.clone(),
-                key,
-            };
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
+    for (_, read) in needs {
+        if !keys.contains(&read.key) {
+            keys.push(read.key.clone());
         }
     }
     keys

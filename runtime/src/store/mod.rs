@@ -280,12 +280,6 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<StockLevel>, StoreError>;
     /// A SKU's stock at every location (what routing chooses from).
     async fn stock_by_sku(&self, tenant: &str, sku: &str) -> Result<Vec<StockLevel>, StoreError>;
-    /// Stock of several SKUs at every location, in one read (the order pipeline's).
-    async fn stock_by_skus(
-        &self,
-        tenant: &str,
-        skus: &[String],
-    ) -> Result<Vec<StockLevel>, StoreError>;
     /// Lots in FEFO order.
     async fn lots(
         &self,
@@ -425,17 +419,9 @@ pub trait Store: Send + Sync {
         key: &str,
         customer_id: &str,
     ) -> Result<Option<(i64, i64)>, StoreError>;
-    /// Budgets used, by key, and one customer's limit uses, by key, in one read each
-    /// (keys never used are absent).
-    async fn usages(
-        &self,
-        tenant: &str,
-        budget_keys: &[String],
-        limit_keys: &[String],
-        customer_id: &str,
-    ) -> Result<Usages, StoreError>;
-    /// Stock, velocity counts and budget and limit usage for one order, read on one
-    /// connection (the order pipeline's per-order reads; each also has its own method).
+    /// Stock of the order's SKUs at every location, its velocity counts and its budget
+    /// and limit usage (keys never used are absent), read in one round on one
+    /// connection: the order pipeline's per-order reads.
     async fn order_reads(
         &self,
         tenant: &str,

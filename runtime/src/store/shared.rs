@@ -2522,15 +2522,6 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn stock_by_skus(
-        &self,
-        tenant: &str,
-        skus: &[String],
-    ) -> Result<Vec<StockLevel>, StoreError> {
-        let mut c = self.read().await?;
-        stock_of_skus(&mut c, tenant, skus).await
-    }
-
     async fn lots(
         &self,
         tenant: &str,
@@ -3614,17 +3605,6 @@ impl Store for SqlStore {
         )
         .await?;
         Ok(())
-    }
-
-    async fn usages(
-        &self,
-        tenant: &str,
-        budget_keys: &[String],
-        limit_keys: &[String],
-        customer_id: &str,
-    ) -> Result<Usages, StoreError> {
-        let mut c = self.read().await?;
-        usages(&mut c, tenant, budget_keys, limit_keys, customer_id).await
     }
 
     async fn order_reads(

@@ -726,7 +726,7 @@ pub struct ApiKey {
     pub revoked_at: Option<Millis>,
 }
 
-/// What [`crate::store::Store::usages`] found.
+/// Budget and limit use found by [`crate::store::Store::order_reads`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usages {
     /// Budget key → amount used.
