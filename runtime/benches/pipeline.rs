@@ -191,19 +191,20 @@ async fn run(
     out
 }
 
-fn report(label: &str, run: &Run) {
+fn report(label: &str, run: &Run, writer: store::WriterStats) {
     let pct = |p: f64| {
         let i = ((run.latencies.len() as f64 - 1.0) * p).round() as usize;
         run.latencies.get(i).copied().unwrap_or_default()
     };
     println!(
-        "{label}: {} orders in {:.2} s = {:.0} orders/s accepted ({} refused); p50 {:.2} ms, p99 {:.2} ms",
+        "{label}: {} orders in {:.2} s = {:.0} orders/s accepted ({} refused); p50 {:.2} ms, p99 {:.2} ms; {:.1} orders per commit",
         run.accepted,
         run.elapsed.as_secs_f64(),
         run.accepted as f64 / run.elapsed.as_secs_f64(),
         run.refused,
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
+        writer.orders as f64 / writer.batches.max(1) as f64,
     );
 }
 
@@ -233,13 +234,21 @@ async fn bench(
         spread_sku,
     )
     .await;
-    report(&format!("{label} pipeline, 1,000 SKUs"), &spread);
+    report(
+        &format!("{label} pipeline, 1,000 SKUs"),
+        &spread,
+        store.writer_stats(),
+    );
     drop(store);
     // Hot: one SKU, stock for 90% of the orders; the rest must be refused.
     let store = open().await;
     prepare(store.as_ref(), 1, (orders_total * 9 / 10) as i64).await;
     let hot = run(store.clone(), rules, orders_total, clients, hot_sku).await;
-    report(&format!("{label} pipeline, one hot SKU"), &hot);
+    report(
+        &format!("{label} pipeline, one hot SKU"),
+        &hot,
+        store.writer_stats(),
+    );
     let level = store
         .stock(TENANT, "SKU-0", "SH-STORE")
         .await

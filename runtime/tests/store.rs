@@ -51,6 +51,7 @@ both_backends!(
     tenants_and_api_keys,
     lookups_the_order_api_needs,
     reference_data_is_cached_but_never_stale_after_a_change,
+    concurrent_order_reads_each_get_their_own_answer,
 );
 
 async fn locations_are_kept_per_tenant(kind: Kind) {
@@ -2125,4 +2126,120 @@ async fn reference_data_is_cached_but_never_stale_after_a_change(kind: Kind) {
     }
     drop(other);
     h.cleanup().await;
+}
+
+/// Many orders' reads at once (answered together on SQLite, `read_batch.rs`) give each
+/// order exactly what it gets when it reads alone: its own SKUs in order, its own
+/// counters, its own customer's limits, nothing of another tenant's.
+async fn concurrent_order_reads_each_get_their_own_answer(kind: Kind) {
+    let h = Harness::open(kind).await;
+    let s = h.store.as_ref();
+    for n in 0..6 {
+        stocked(s, A, "wh-1", &format!("SKU-{n}"), 10 + n).await;
+        stocked(s, A, "wh-2", &format!("SKU-{n}"), 20 + n).await;
+        stocked(s, B, "wh-1", &format!("SKU-{n}"), 30 + n).await;
+    }
+    // Budget, limit and velocity use by three customers on two devices, in A only.
+    for n in 0..6i64 {
+        let customer = format!("cust-{}", n % 3);
+        let mut order = simple_order(A, &format!("o-{n}"), "SKU-0", "wh-1", 1);
+        order.customer_id = customer.clone();
+        order.budgets.push(BudgetUse {
+            key: format!("promo-{}", n % 2),
+            amount: 100 * (n + 1),
+            cap: 10_000,
+        });
+        order.limits.push(LimitUse {
+            key: "promo:day:1".into(),
+            customer_id: customer,
+            count: 1,
+            max: 10,
+        });
+        order.velocity.push(VelocityKey {
+            kind: "customer.device".into(),
+            key: format!("d-{}", n % 2),
+        });
+        s.place_order(order).await.unwrap();
+    }
+    let asks: Vec<(&str, OrderReads)> = (0..40usize)
+        .map(|n| {
+            let tenant = if n % 5 == 4 { B } else { A };
+            let mut skus: Vec<String> = (0..1 + n % 4)
+                .map(|k| format!("SKU-{}", (n + 2 * k) % 7))
+                .collect();
+            skus.sort();
+            skus.dedup();
+            let device = VelocityKey {
+                kind: "customer.device".into(),
+                key: format!("d-{}", n % 3),
+            };
+            let reads = OrderReads {
+                skus,
+                velocity: vec![
+                    VelocityRead {
+                        key: device.clone(),
+                        window_ms: HOUR,
+                        distinct_customers: n % 2 == 0,
+                    },
+                    VelocityRead {
+                        key: device,
+                        window_ms: DAY,
+                        distinct_customers: false,
+                    },
+                ],
+                budget_keys: (0..n % 3).map(|k| format!("promo-{k}")).collect(),
+                limit_keys: if n % 4 == 0 {
+                    Vec::new()
+                } else {
+                    vec!["promo:day:1".into(), "promo:day:2".into()]
+                },
+                customer_id: format!("cust-{}", n % 4),
+            };
+            (tenant, reads)
+        })
+        .collect();
+    let mut alone = Vec::new();
+    for (tenant, reads) in &asks {
+        alone.push(s.order_reads(tenant, reads).await.unwrap());
+    }
+    // The answers are not all alike (the comparison below could fail).
+    assert!(alone.iter().any(|r| r.velocity != alone[0].velocity));
+    assert!(alone.iter().any(|r| !r.usages.limits.is_empty()));
+    assert!(alone.iter().any(|r| r.stock.len() != alone[0].stock.len()));
+    let together: Vec<_> = asks
+        .iter()
+        .map(|(tenant, reads)| {
+            let store = h.store.clone();
+            let (tenant, reads) = (tenant.to_string(), reads.clone());
+            tokio::spawn(async move { store.order_reads(&tenant, &reads).await.unwrap() })
+        })
+        .collect();
+    for (n, (task, expected)) in together.into_iter().zip(&alone).enumerate() {
+        assert_eq!(&task.await.unwrap(), expected, "reads of order {n}");
+    }
+    // Spot checks against the data itself.
+    let first = &alone[1]; // A, SKU-1 and SKU-3, device d-1, customer cust-1
+    let stock: Vec<(&str, &str, i64)> = first
+        .stock
+        .iter()
+        .map(|l| (l.sku.as_str(), l.location_id.as_str(), l.on_hand))
+        .collect();
+    assert_eq!(
+        stock,
+        vec![
+            ("SKU-1", "wh-1", 11),
+            ("SKU-1", "wh-2", 21),
+            ("SKU-3", "wh-1", 13),
+            ("SKU-3", "wh-2", 23)
+        ]
+    );
+    assert_eq!(first.velocity, vec![3, 3]);
+    assert_eq!(
+        first.usages.budgets.get("promo-0"),
+        Some(&(100 + 300 + 500))
+    );
+    assert_eq!(first.usages.limits.get("promo:day:1"), Some(&2));
+    let other_tenant = &alone[4];
+    assert!(other_tenant.velocity.iter().all(|&n| n == 0));
+    assert!(other_tenant.stock.iter().all(|l| l.on_hand >= 30));
 }

@@ -68,6 +68,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store's order writer has stopped")]
     Closed,
+    #[error("the store's read runtime stopped before answering")]
+    ReadAborted,
 }
 
 impl StoreError {

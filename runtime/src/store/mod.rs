@@ -421,7 +421,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<(i64, i64)>, StoreError>;
     /// Stock of the order's SKUs at every location, its velocity counts and its budget
     /// and limit usage (keys never used are absent), read in one round on one
-    /// connection: the order pipeline's per-order reads.
+    /// connection: the order pipeline's per-order reads. SQLite answers concurrent
+    /// callers together (`read_batch.rs`); each gets what it would get alone.
     async fn order_reads(
         &self,
         tenant: &str,

@@ -101,8 +101,10 @@ pub(crate) struct PlannedReservation {
 }
 
 #[derive(Debug)]
-pub(crate) struct Accepted {
-    pub order: NewOrder,
+pub(crate) struct Accepted<'a> {
+    /// The order as submitted (borrowed: it carries the decision record, which is
+    /// large, and the writer keeps the batch for a retry anyway).
+    pub order: &'a NewOrder,
     pub reservations: Vec<PlannedReservation>,
     pub work_order_ids: Vec<String>,
     /// Budget uses merged per key: (key, amount, cap).
@@ -112,8 +114,8 @@ pub(crate) struct Accepted {
 }
 
 #[derive(Debug)]
-pub(crate) enum Outcome {
-    Accepted(Box<Accepted>),
+pub(crate) enum Outcome<'a> {
+    Accepted(Box<Accepted<'a>>),
     /// Same idempotency key and hash as a stored order.
     Replay {
         order_id: String,
@@ -295,7 +297,11 @@ impl State {
     }
 
     /// Decides a batch in order. `now` bounds lot expiry when an order gives none.
-    pub(crate) fn decide_batch(&mut self, orders: &[NewOrder], now: Millis) -> Vec<Outcome> {
+    pub(crate) fn decide_batch<'a>(
+        &mut self,
+        orders: &'a [NewOrder],
+        now: Millis,
+    ) -> Vec<Outcome<'a>> {
         let mut outcomes = Vec::with_capacity(orders.len());
         for (index, order) in orders.iter().enumerate() {
             let outcome = self.decide_one(index, order, now);
@@ -304,7 +310,7 @@ impl State {
         outcomes
     }
 
-    fn decide_one(&mut self, index: usize, order: &NewOrder, now: Millis) -> Outcome {
+    fn decide_one<'a>(&mut self, index: usize, order: &'a NewOrder, now: Millis) -> Outcome<'a> {
         if let Err(e) = validate(order) {
             return Outcome::Rejected(e);
         }
@@ -370,11 +376,11 @@ impl State {
     }
 }
 
-fn plan_order(
+fn plan_order<'a>(
     state: &State,
-    order: &NewOrder,
+    order: &'a NewOrder,
     now: Millis,
-) -> Result<(Accepted, Changes), PlaceError> {
+) -> Result<(Accepted<'a>, Changes), PlaceError> {
     let mut overlay = Overlay::new(state);
     let tenant = order.tenant.as_str();
     let mut reservations = Vec::with_capacity(order.reservations.len());
@@ -431,7 +437,7 @@ fn plan_order(
         .map(|n| format!("{}/wo{}", order.order_id, n))
         .collect();
     let accepted = Accepted {
-        order: order.clone(),
+        order,
         reservations,
         work_order_ids,
         budgets: budgets
@@ -635,7 +641,8 @@ mod tests {
             presale_session_id: None,
             not_expiring_before: None,
         });
-        let out = s.decide_batch(&[o], 0);
+        let batch = [o];
+        let out = s.decide_batch(&batch, 0);
         assert!(matches!(
             &out[0],
             Outcome::Rejected(PlaceError::OutOfStock { sku, available: 1, .. }) if sku == "b"
@@ -682,7 +689,8 @@ mod tests {
         );
         let mut o = order("o1", "a", 5);
         o.reservations[0].not_expiring_before = Some(200);
-        let out = s.decide_batch(&[o], 0);
+        let batch = [o];
+        let out = s.decide_batch(&batch, 0);
         let Outcome::Accepted(a) = &out[0] else {
             panic!("{out:?}")
         };
@@ -690,7 +698,8 @@ mod tests {
         assert_eq!(a.reservations[0].lots[0].lot_id, "late");
         let mut o = order("o2", "a", 2);
         o.reservations[0].not_expiring_before = Some(200);
-        let out = s.decide_batch(&[o], 0);
+        let batch = [o];
+        let out = s.decide_batch(&batch, 0);
         assert!(matches!(
             &out[0],
             Outcome::Rejected(PlaceError::LotsUnavailable { available: 1, .. })
@@ -708,7 +717,8 @@ mod tests {
                 cap: 100,
             });
         }
-        let out = s.decide_batch(&[o], 0);
+        let batch = [o];
+        let out = s.decide_batch(&batch, 0);
         assert!(matches!(
             &out[0],
             Outcome::Rejected(PlaceError::BudgetExhausted { amount: 120, .. })

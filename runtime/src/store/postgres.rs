@@ -41,6 +41,24 @@ fn ph(i: usize) -> String {
     format!("${i}")
 }
 
+/// `column` in a set of texts bound as one `text[]` parameter by [`bind_text_set`]:
+/// one statement text whatever the set's size, so it is prepared once per connection.
+fn in_text_set(column: &str, i: usize) -> String {
+    format!("{column} = ANY({}::text[])", ph(i))
+}
+
+fn bind_text_set<'q>(
+    query: shared::Query<'q>,
+    values: &std::collections::BTreeSet<&str>,
+) -> shared::Query<'q> {
+    query.bind(
+        values
+            .iter()
+            .map(|v| (*v).to_owned())
+            .collect::<Vec<String>>(),
+    )
+}
+
 /// One column of a batch of rows, bound as one array.
 enum Column {
     Text(Vec<Option<String>>),

@@ -34,6 +34,10 @@ use crate::store::{
     WorkOrderStep, WriteStep, WriterStats, API_SCOPES,
 };
 
+#[allow(clippy::duplicate_mod)] // compiled once per backend, as this file is
+#[path = "read_batch.rs"]
+mod read_batch;
+
 pub(super) type Conn = <Db as sqlx::Database>::Connection;
 type Row = <Db as sqlx::Database>::Row;
 type Tx = sqlx::Transaction<'static, Db>;
@@ -1011,6 +1015,9 @@ struct Inner {
     write: Pool<Db>,
     config: StoreConfig,
     reference: Arc<ReferenceCache>,
+    /// Where the per-order reads run on SQLite (see [`ReadRuntime`]); `None` on
+    /// PostgreSQL, or if its thread could not start.
+    read_runtime: Option<ReadRuntime>,
     batches: AtomicU64,
     batched_orders: AtomicU64,
     retries: AtomicU64,
@@ -1020,6 +1027,9 @@ struct Inner {
 pub struct SqlStore {
     inner: Arc<Inner>,
     queue: mpsc::Sender<Job>,
+    /// Per-order reads, answered in batches (`read_batch.rs`) on SQLite; `None` on
+    /// PostgreSQL, where each order reads on its own connection.
+    reads: Option<mpsc::Sender<read_batch::ReadJob>>,
 }
 
 impl SqlStore {
@@ -1036,23 +1046,50 @@ impl SqlStore {
         let reference = Arc::new(ReferenceCache::new(std::time::Duration::from_millis(
             config.reference_max_age_ms,
         )));
+        let read_runtime = if BACKEND == Backend::Sqlite {
+            ReadRuntime::start()
+        } else {
+            None
+        };
         let inner = Arc::new(Inner {
             read,
             write,
             config,
             reference,
+            read_runtime,
             batches: AtomicU64::new(0),
             batched_orders: AtomicU64::new(0),
             retries: AtomicU64::new(0),
         });
         let (queue, rx) = mpsc::channel::<Job>(inner.config.max_batch.max(1) * 8);
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..writers {
+        for n in 0..writers {
             let inner = Arc::clone(&inner);
             let rx = Arc::clone(&rx);
-            tokio::spawn(async move { writer_loop(inner, rx).await });
+            spawn_writer(n, async move { writer_loop(inner, rx).await });
         }
-        SqlStore { inner, queue }
+        let reads = inner
+            .read_runtime
+            .as_ref()
+            .and_then(ReadRuntime::handle)
+            .map(|runtime| {
+                let (reads, reads_rx) = mpsc::channel(read_batch::MAX_BATCH * 4);
+                let reads_rx = Arc::new(Mutex::new(reads_rx));
+                let loops = inner.read.options().get_max_connections().clamp(1, 4);
+                for _ in 0..loops {
+                    drop(runtime.spawn(read_batch::read_loop(
+                        inner.read.clone(),
+                        Arc::clone(&inner.config.clock),
+                        Arc::clone(&reads_rx),
+                    )));
+                }
+                reads
+            });
+        SqlStore {
+            inner,
+            queue,
+            reads,
+        }
     }
 
     /// The reference data cache (the PostgreSQL listener empties it on announcements).
@@ -1071,6 +1108,84 @@ impl SqlStore {
         self.inner.write.close().await;
         self.inner.read.close().await;
     }
+}
+
+/// A one-thread runtime for the per-order reads on SQLite. Each statement is a hand-off
+/// to the connection's worker thread and back; on the shared runtime the task woken by
+/// the answer waited its turn behind the order pipelines' CPU-bound work, so a read of
+/// a few rows took milliseconds. Here it resumes at once.
+struct ReadRuntime(Option<tokio::runtime::Runtime>);
+
+impl ReadRuntime {
+    fn start() -> Option<Self> {
+        match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("weir-reads")
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => Some(ReadRuntime(Some(runtime))),
+            Err(error) => {
+                tracing::warn!(%error, "no read runtime; reads share the caller's runtime");
+                None
+            }
+        }
+    }
+
+    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle)
+    }
+}
+
+impl Drop for ReadRuntime {
+    fn drop(&mut self) {
+        // The store may be dropped inside async code, where a runtime may not block.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Starts an order writer. On SQLite it gets a thread and runtime of its own: its
+/// statements are hand-offs to the connection's worker thread, and on the shared
+/// runtime every hand-off's wake-up queued behind the order pipelines' CPU-bound work
+/// (evaluation, planning), so the one writer — the pipeline's bottleneck — spent most
+/// of its time waiting for a turn. PostgreSQL writers stay on the caller's runtime,
+/// where their connections' sockets are registered.
+fn spawn_writer<F>(n: usize, writer: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if BACKEND == Backend::Sqlite {
+        // Handed over through a slot, so a thread that cannot start leaves it here.
+        let slot = Arc::new(std::sync::Mutex::new(Some(writer)));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let started = runtime.map_err(|e| e.to_string()).and_then(|runtime| {
+            let theirs = Arc::clone(&slot);
+            std::thread::Builder::new()
+                .name(format!("weir-writer-{n}"))
+                .spawn(move || {
+                    let writer = theirs.lock().ok().and_then(|mut w| w.take());
+                    if let Some(writer) = writer {
+                        runtime.block_on(writer);
+                    }
+                })
+                .map_err(|e| e.to_string())
+        });
+        match started {
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "no writer thread; the order writer shares the caller's runtime");
+                if let Some(writer) = slot.lock().ok().and_then(|mut w| w.take()) {
+                    tokio::spawn(writer);
+                }
+                return;
+            }
+        }
+    }
+    tokio::spawn(writer);
 }
 
 /// Takes whatever orders are waiting (up to the batch size) and writes them as one
@@ -1185,7 +1300,7 @@ impl Inner {
         write_presale_deltas(&mut tx, &state, now).await?;
         self.fault(WriteStep::Presale)?;
 
-        let accepted: Vec<&Accepted> = outcomes
+        let accepted: Vec<&Accepted<'_>> = outcomes
             .iter()
             .filter_map(|o| match o {
                 Outcome::Accepted(a) => Some(a.as_ref()),
@@ -1193,9 +1308,11 @@ impl Inner {
             })
             .collect();
 
+        let mut script = Script::default();
         write_budget_deltas(&mut tx, &state, now).await?;
-        insert_rows(
+        insert_later(
             &mut tx,
+            &mut script,
             "INSERT INTO order_budget_uses (tenant, order_id, key, amount, compensated)",
             "",
             accepted
@@ -1216,8 +1333,9 @@ impl Inner {
         .await?;
         self.fault(WriteStep::Budgets)?;
         write_limit_deltas(&mut tx, &state, now).await?;
-        insert_rows(
+        insert_later(
             &mut tx,
+            &mut script,
             "INSERT INTO order_limit_uses (tenant, order_id, key, customer_id, count, compensated)",
             "",
             accepted
@@ -1239,7 +1357,11 @@ impl Inner {
         .await?;
         self.fault(WriteStep::Limits)?;
 
-        insert_order_rows(&mut tx, &accepted, now, |step| self.fault(step)).await?;
+        insert_order_rows(&mut tx, &mut script, &accepted, now, |step| {
+            self.fault(step)
+        })
+        .await?;
+        script.run(&mut tx).await?;
 
         // Replays answer with what the earlier request committed.
         let mut results: Vec<Result<PlacedOrder, PlaceError>> = Vec::with_capacity(orders.len());
@@ -1271,7 +1393,7 @@ impl Inner {
     }
 }
 
-fn placed_from(a: &Accepted, now: Millis) -> PlacedOrder {
+fn placed_from(a: &Accepted<'_>, now: Millis) -> PlacedOrder {
     PlacedOrder {
         order_id: a.order.order_id.clone(),
         state: OrderState::Placed,
@@ -1727,15 +1849,78 @@ async fn write_limit_deltas(c: &mut Conn, state: &State, now: Millis) -> Result<
     Ok(())
 }
 
-/// The accepted orders' own rows, one multi-row statement per table.
+/// Inserts that can only fail with an error (no guard, no row count wanted), gathered
+/// so that SQLite runs a batch's inserts as one multi-statement query: one hand-off to
+/// the connection's worker thread instead of one per table, each of which waited for
+/// a core while the order pipelines kept both busy. sqlx binds a multi-statement
+/// query's parameters across its statements in order. PostgreSQL takes one statement
+/// per query with parameters, so there they run at once ([`insert_later`]).
+#[derive(Default)]
+struct Script {
+    sql: String,
+    args: Vec<V>,
+}
+
+impl Script {
+    fn push(&mut self, head: &str, tail: &str, rows: Vec<Vec<V>>) {
+        let Some(width) = rows.first().map(Vec::len) else {
+            return;
+        };
+        let per = (MAX_BINDS / width.max(1)).max(1);
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<V>> = rows.by_ref().take(per).collect();
+            let groups: Vec<String> = (0..chunk.len())
+                .map(|i| group(i * width + 1, width))
+                .collect();
+            self.sql
+                .push_str(&format!("{head} VALUES {} {tail};\n", groups.join(", ")));
+            self.args.extend(chunk.into_iter().flatten());
+        }
+    }
+
+    /// Runs what was gathered (nothing on PostgreSQL, where nothing is).
+    async fn run(self, c: &mut Conn) -> Result<(), sqlx::Error> {
+        if self.sql.is_empty() {
+            return Ok(());
+        }
+        bind_all(sqlx::query(&self.sql), self.args)
+            .persistent(false)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `insert_rows`, on SQLite gathered into `script` to run with the batch's other
+/// inserts.
+async fn insert_later(
+    c: &mut Conn,
+    script: &mut Script,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<V>>,
+) -> Result<(), sqlx::Error> {
+    if BACKEND == Backend::Sqlite {
+        script.push(head, tail, rows);
+        return Ok(());
+    }
+    insert_rows(c, head, tail, rows).await?;
+    Ok(())
+}
+
+/// The accepted orders' own rows, one multi-row statement per table (on SQLite
+/// gathered into `script`, see [`Script`]).
 async fn insert_order_rows(
     c: &mut Conn,
-    accepted: &[&Accepted],
+    script: &mut Script,
+    accepted: &[&Accepted<'_>],
     now: Millis,
     fault: impl Fn(WriteStep) -> Result<(), BatchError>,
 ) -> Result<(), BatchError> {
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO orders (tenant, id, idempotency_key, request_hash, customer_id, channel, \
          currency, subtotal_minor, discount_minor, total_minor, state, cancel_reason, \
          created_at, updated_at)",
@@ -1766,8 +1951,9 @@ async fn insert_order_rows(
     .await?;
     fault(WriteStep::Orders)?;
 
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO order_lines (tenant, order_id, line_no, sku, qty, unit_price_minor, \
          discount_minor)",
         "",
@@ -1791,8 +1977,9 @@ async fn insert_order_rows(
     .await?;
     fault(WriteStep::Lines)?;
 
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO reservations (tenant, id, order_id, sku, location_id, qty, status, \
          presale_session_id, expires_at, created_at, updated_at)",
         "",
@@ -1818,8 +2005,9 @@ async fn insert_order_rows(
             .collect(),
     )
     .await?;
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO reservation_lots (tenant, reservation_id, lot_id, expires_at, qty)",
         "",
         accepted
@@ -1865,16 +2053,18 @@ async fn insert_order_rows(
             }
         }
     }
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO shipments (tenant, order_id, shipment_no, location_id, carrier_mode, \
          packaging)",
         "",
         shipments,
     )
     .await?;
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO shipment_lines (tenant, order_id, shipment_no, line_no, qty)",
         "",
         shipment_lines,
@@ -1882,8 +2072,9 @@ async fn insert_order_rows(
     .await?;
     fault(WriteStep::Shipments)?;
 
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO decision_records (tenant, order_id, ruleset_hash, hooks, fired_rules, \
          facts_digest, facts, created_at)",
         "",
@@ -1908,8 +2099,9 @@ async fn insert_order_rows(
     .await?;
     fault(WriteStep::Decision)?;
 
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO velocity_events (tenant, kind, key, at, order_id, customer_id)",
         "",
         accepted
@@ -1945,18 +2137,20 @@ async fn insert_order_rows(
             steps.extend(step_values(&a.order.tenant, id, w));
         }
     }
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO work_orders (tenant, id, order_id, sop_name, state, created_at, updated_at)",
         "",
         work_orders,
     )
     .await?;
-    insert_rows(c, STEP_INSERT, "", steps).await?;
+    insert_later(c, script, STEP_INSERT, "", steps).await?;
     fault(WriteStep::WorkOrders)?;
 
-    insert_rows(
+    insert_later(
         c,
+        script,
         "INSERT INTO outbox (id, tenant, aggregate_type, aggregate_id, type, payload, created_at)",
         "",
         accepted
@@ -2100,6 +2294,38 @@ async fn count_velocity(
         .fetch_one(&mut *c)
         .await?
         .try_get("n")?)
+}
+
+/// The reads one order's evaluation needs, in one round on one connection (`now` is
+/// the store's clock when they were asked for); `read_batch.rs` answers many orders at
+/// once, and uses this for a lone order.
+async fn order_reads_one(
+    pool: &Pool<Db>,
+    now: Millis,
+    tenant: &str,
+    reads: &OrderReads,
+) -> Result<OrderReadings, StoreError> {
+    let mut c = pool.acquire().await?;
+    let stock = stock_of_skus(&mut c, tenant, &reads.skus).await?;
+    let mut velocity = Vec::with_capacity(reads.velocity.len());
+    for read in &reads.velocity {
+        let since = now - read.window_ms;
+        velocity
+            .push(count_velocity(&mut c, tenant, &read.key, since, read.distinct_customers).await?);
+    }
+    let usages = usages(
+        &mut c,
+        tenant,
+        &reads.budget_keys,
+        &reads.limit_keys,
+        &reads.customer_id,
+    )
+    .await?;
+    Ok(OrderReadings {
+        stock,
+        velocity,
+        usages,
+    })
 }
 
 /// Stock rows of `skus` at every location, by SKU then location.
@@ -3612,29 +3838,17 @@ impl Store for SqlStore {
         tenant: &str,
         reads: &OrderReads,
     ) -> Result<OrderReadings, StoreError> {
-        let now = self.now_ms();
-        let mut c = self.read().await?;
-        let stock = stock_of_skus(&mut c, tenant, &reads.skus).await?;
-        let mut velocity = Vec::with_capacity(reads.velocity.len());
-        for read in &reads.velocity {
-            let since = now - read.window_ms;
-            velocity.push(
-                count_velocity(&mut c, tenant, &read.key, since, read.distinct_customers).await?,
-            );
-        }
-        let usages = usages(
-            &mut c,
-            tenant,
-            &reads.budget_keys,
-            &reads.limit_keys,
-            &reads.customer_id,
-        )
-        .await?;
-        Ok(OrderReadings {
-            stock,
-            velocity,
-            usages,
-        })
+        let Some(queue) = &self.reads else {
+            return order_reads_one(&self.inner.read, self.now_ms(), tenant, reads).await;
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = read_batch::ReadJob {
+            tenant: tenant.to_owned(),
+            reads: reads.clone(),
+            reply,
+        };
+        queue.send(job).await.map_err(|_| StoreError::ReadAborted)?;
+        answer.await.map_err(|_| StoreError::ReadAborted)?
     }
 
     async fn budget_usage(

@@ -251,7 +251,10 @@ impl From<StoreError> for Problem {
             | StoreError::Migrate(_)
             | StoreError::Injected(_)
             | StoreError::Corrupt(_)
-            | StoreError::Closed => Problem::unavailable(format!("the store failed: {detail}")),
+            | StoreError::Closed
+            | StoreError::ReadAborted => {
+                Problem::unavailable(format!("the store failed: {detail}"))
+            }
         }
     }
 }

@@ -1,0 +1,244 @@
+//! The per-order reads ([`Store::order_reads`]) batched across concurrent orders.
+//!
+//! Every order placed reads its SKUs' stock, its velocity counters and its budget and
+//! limit use before it is evaluated. One order at a time that is three to five
+//! statements per order, and each statement is a round trip: to the server on
+//! PostgreSQL, to the connection's worker thread and back on SQLite, where on two
+//! cores each hand-off waits for a thread to be scheduled. A read loop instead takes
+//! every order's reads waiting when it is free and answers them all with one statement
+//! per kind: the stock of every SKU asked for, one count per counter kind and window
+//! over every key asked for, and the budget and limit use of every key and customer.
+//! Each order gets exactly the rows it asked for, as [`order_reads_one`] would have
+//! given it.
+//!
+//! Sets of keys are bound as one parameter ([`super::super::in_text_set`]), so every
+//! statement has one text whatever the batch, prepared once per connection.
+//!
+//! A lone order is read on its own; if a batched statement fails, each order of the
+//! batch is read on its own, so every caller gets its own answer or its own error.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use sqlx::{Pool, Row as _};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::super::{bind_text_set, in_text_set, ph, Db};
+use super::{order_reads_one, stock_row, STOCK_COLS};
+use crate::store::{Clock, OrderReadings, OrderReads, StockLevel, StoreError, Usages};
+
+/// Orders answered by one batch at most.
+pub(super) const MAX_BATCH: usize = 128;
+
+/// One order's reads, waiting for a read loop.
+pub(super) struct ReadJob {
+    pub tenant: String,
+    pub reads: OrderReads,
+    pub reply: oneshot::Sender<Result<OrderReadings, StoreError>>,
+}
+
+pub(super) type Queue = Arc<Mutex<mpsc::Receiver<ReadJob>>>;
+
+/// Answers the jobs on `queue` until every sender is gone. Several loops may share one
+/// queue: each takes what is waiting when it is free.
+pub(super) async fn read_loop(pool: Pool<Db>, clock: Arc<dyn Clock>, queue: Queue) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            match queue.recv().await {
+                Some(job) => jobs.push(job),
+                None => return,
+            }
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let now = clock.now_millis();
+        let mut by_tenant: BTreeMap<String, Vec<ReadJob>> = BTreeMap::new();
+        for job in jobs {
+            by_tenant.entry(job.tenant.clone()).or_default().push(job);
+        }
+        for (tenant, jobs) in by_tenant {
+            answer(&pool, now, &tenant, jobs).await;
+        }
+    }
+}
+
+async fn answer(pool: &Pool<Db>, now: i64, tenant: &str, jobs: Vec<ReadJob>) {
+    if jobs.len() > 1 {
+        let reads: Vec<&OrderReads> = jobs.iter().map(|j| &j.reads).collect();
+        if let Ok(readings) = read_batch(pool, now, tenant, &reads).await {
+            for (job, readings) in jobs.into_iter().zip(readings) {
+                // A caller that went away needs no answer.
+                let _ = job.reply.send(Ok(readings));
+            }
+            return;
+        }
+    }
+    for job in jobs {
+        let readings = order_reads_one(pool, now, tenant, &job.reads).await;
+        let _ = job.reply.send(readings);
+    }
+}
+
+/// A velocity counter kind: (kind, window, distinct customers).
+type CounterKind<'a> = (&'a str, i64, bool);
+
+/// Every order's readings, in the order of `reads`.
+async fn read_batch(
+    pool: &Pool<Db>,
+    now: i64,
+    tenant: &str,
+    reads: &[&OrderReads],
+) -> Result<Vec<OrderReadings>, StoreError> {
+    let mut c = pool.acquire().await?;
+
+    // ---- stock of every SKU asked for ----
+    let skus: BTreeSet<&str> = reads
+        .iter()
+        .flat_map(|r| r.skus.iter().map(String::as_str))
+        .collect();
+    let mut stock: HashMap<String, Vec<StockLevel>> = HashMap::new();
+    if !skus.is_empty() {
+        let sql = format!(
+            "SELECT {STOCK_COLS} FROM stock WHERE tenant = {} AND {} \
+             ORDER BY sku, location_id",
+            ph(1),
+            in_text_set("sku", 2)
+        );
+        let rows = bind_text_set(sqlx::query(&sql).bind(tenant), &skus)
+            .fetch_all(&mut *c)
+            .await?;
+        for row in &rows {
+            let level = stock_row(row)?;
+            stock.entry(level.sku.clone()).or_default().push(level);
+        }
+    }
+
+    // ---- one count per counter kind over every key asked for ----
+    let mut kinds: BTreeMap<CounterKind<'_>, BTreeSet<&str>> = BTreeMap::new();
+    for read in reads.iter().flat_map(|r| &r.velocity) {
+        kinds
+            .entry((
+                read.key.kind.as_str(),
+                read.window_ms,
+                read.distinct_customers,
+            ))
+            .or_default()
+            .insert(read.key.key.as_str());
+    }
+    let mut counts: BTreeMap<CounterKind<'_>, HashMap<String, i64>> = BTreeMap::new();
+    for (&(kind, window_ms, distinct), keys) in &kinds {
+        let sql = format!(
+            "SELECT key, {} AS n FROM velocity_events \
+             WHERE tenant = {} AND kind = {} AND at > {} AND {} GROUP BY key",
+            if distinct {
+                "COUNT(DISTINCT customer_id)"
+            } else {
+                "COUNT(*)"
+            },
+            ph(1),
+            ph(2),
+            ph(3),
+            in_text_set("key", 4)
+        );
+        let query = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(kind)
+            .bind(now - window_ms);
+        let rows = bind_text_set(query, keys).fetch_all(&mut *c).await?;
+        let found = counts.entry((kind, window_ms, distinct)).or_default();
+        for row in &rows {
+            found.insert(row.try_get("key")?, row.try_get("n")?);
+        }
+    }
+
+    // ---- budget use by key, limit use by customer and key ----
+    let budget_keys: BTreeSet<&str> = reads
+        .iter()
+        .flat_map(|r| r.budget_keys.iter().map(String::as_str))
+        .collect();
+    let limit_keys: BTreeSet<&str> = reads
+        .iter()
+        .flat_map(|r| r.limit_keys.iter().map(String::as_str))
+        .collect();
+    let customers: BTreeSet<&str> = reads
+        .iter()
+        .filter(|r| !r.limit_keys.is_empty())
+        .map(|r| r.customer_id.as_str())
+        .collect();
+    let mut budgets: HashMap<String, i64> = HashMap::new();
+    let mut limits: HashMap<String, HashMap<String, i64>> = HashMap::new();
+    if !budget_keys.is_empty() || !limit_keys.is_empty() {
+        // Both in one statement; an empty set matches no row.
+        let sql = format!(
+            "SELECT CAST(NULL AS TEXT) AS customer_id, key, used FROM budgets \
+             WHERE tenant = {} AND {} \
+             UNION ALL \
+             SELECT customer_id, key, used FROM customer_limits \
+             WHERE tenant = {} AND {} AND {}",
+            ph(1),
+            in_text_set("key", 2),
+            ph(3),
+            in_text_set("key", 4),
+            in_text_set("customer_id", 5),
+        );
+        let query = bind_text_set(sqlx::query(&sql).bind(tenant), &budget_keys).bind(tenant);
+        let query = bind_text_set(query, &limit_keys);
+        let rows = bind_text_set(query, &customers).fetch_all(&mut *c).await?;
+        for row in &rows {
+            let key: String = row.try_get("key")?;
+            let used: i64 = row.try_get("used")?;
+            match row.try_get::<Option<String>, _>("customer_id")? {
+                Some(customer) => limits.entry(customer).or_default().insert(key, used),
+                None => budgets.insert(key, used),
+            };
+        }
+    }
+
+    // ---- each order's own answer ----
+    let mut out = Vec::with_capacity(reads.len());
+    for read in reads {
+        let own_skus: BTreeSet<&str> = read.skus.iter().map(String::as_str).collect();
+        let stock = own_skus
+            .iter()
+            .filter_map(|sku| stock.get(*sku))
+            .flatten()
+            .cloned()
+            .collect();
+        let velocity = read
+            .velocity
+            .iter()
+            .map(|v| {
+                counts
+                    .get(&(v.key.kind.as_str(), v.window_ms, v.distinct_customers))
+                    .and_then(|found| found.get(&v.key.key))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut usages = Usages::default();
+        for key in &read.budget_keys {
+            if let Some(&used) = budgets.get(key) {
+                usages.budgets.insert(key.clone(), used);
+            }
+        }
+        if let Some(own) = limits.get(&read.customer_id) {
+            for key in &read.limit_keys {
+                if let Some(&used) = own.get(key) {
+                    usages.limits.insert(key.clone(), used);
+                }
+            }
+        }
+        out.push(OrderReadings {
+            stock,
+            velocity,
+            usages,
+        });
+    }
+    Ok(out)
+}
