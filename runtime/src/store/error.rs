@@ -70,6 +70,11 @@ pub enum StoreError {
     Closed,
     #[error("the store's read runtime stopped before answering")]
     ReadAborted,
+    #[error("could not start the store's {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {

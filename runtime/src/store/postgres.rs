@@ -199,7 +199,7 @@ pub async fn open_with(
         .connect_with(options.clone())
         .await?;
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-    let store = PgStore::start(pool.clone(), pool, config);
+    let store = PgStore::start(pool.clone(), pool, config)?;
     // Its own connection (not one of the pool's), opened when the task first runs.
     let listen = PgPoolOptions::new()
         .max_connections(1)

@@ -1,21 +1,20 @@
-//! The per-order reads ([`Store::order_reads`]) batched across concurrent orders.
+//! The per-order reads ([`Store::order_reads`](crate::store::Store::order_reads)),
+//! answered for many orders at once.
 //!
 //! Every order placed reads its SKUs' stock, its velocity counters and its budget and
-//! limit use before it is evaluated. One order at a time that is three to five
-//! statements per order, and each statement is a round trip: to the server on
-//! PostgreSQL, to the connection's worker thread and back on SQLite, where on two
-//! cores each hand-off waits for a thread to be scheduled. A read loop instead takes
-//! every order's reads waiting when it is free and answers them all with one statement
-//! per kind: the stock of every SKU asked for, one count per counter kind and window
-//! over every key asked for, and the budget and limit use of every key and customer.
-//! Each order gets exactly the rows it asked for, as [`order_reads_one`] would have
-//! given it.
+//! limit use before it is evaluated. [`read_orders`] answers many orders with
+//! one statement per kind: the stock of every SKU asked for, one count per counter kind
+//! and window over every key asked for, and the budget and limit use of every key and
+//! customer. Sets of keys are bound as one parameter (`in_text_set` of the backend), so
+//! every statement has one text whatever the number of keys, prepared once per
+//! connection. Each order gets exactly the rows it asked for.
 //!
-//! Sets of keys are bound as one parameter ([`super::super::in_text_set`]), so every
-//! statement has one text whatever the batch, prepared once per connection.
-//!
-//! A lone order is read on its own; if a batched statement fails, each order of the
-//! batch is read on its own, so every caller gets its own answer or its own error.
+//! On SQLite, where each statement is a round trip to the connection's worker thread
+//! and on two cores each hand-off waits for a thread to be scheduled, a
+//! [`ReadBatcher`] gathers the orders waiting and reads them together on a thread of
+//! its own. A lone order, every order on PostgreSQL (where the array-bound statements
+//! measured five times slower) and the orders of a failed batch read alone
+//! (`order_reads_one`), so every caller gets its own answer or its own error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -28,20 +27,86 @@ use super::{order_reads_one, stock_row, STOCK_COLS};
 use crate::store::{Clock, OrderReadings, OrderReads, StockLevel, StoreError, Usages};
 
 /// Orders answered by one batch at most.
-pub(super) const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 128;
+/// Read loops (each holding a reader connection while it reads) at most.
+const MAX_LOOPS: u32 = 4;
 
 /// One order's reads, waiting for a read loop.
-pub(super) struct ReadJob {
-    pub tenant: String,
-    pub reads: OrderReads,
-    pub reply: oneshot::Sender<Result<OrderReadings, StoreError>>,
+struct ReadJob {
+    tenant: String,
+    reads: OrderReads,
+    reply: oneshot::Sender<Result<OrderReadings, StoreError>>,
 }
 
-pub(super) type Queue = Arc<Mutex<mpsc::Receiver<ReadJob>>>;
+type Queue = Arc<Mutex<mpsc::Receiver<ReadJob>>>;
 
-/// Answers the jobs on `queue` until every sender is gone. Several loops may share one
-/// queue: each takes what is waiting when it is free.
-pub(super) async fn read_loop(pool: Pool<Db>, clock: Arc<dyn Clock>, queue: Queue) {
+/// Read loops on a one-thread runtime of their own, fed by one queue. On the shared
+/// runtime the task woken by each statement's answer waited its turn behind the order
+/// pipelines' CPU-bound work, so a read of a few rows took milliseconds.
+pub(super) struct ReadBatcher {
+    queue: mpsc::Sender<ReadJob>,
+    /// `Some` until dropped (shutting a runtime down takes it by value).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ReadBatcher {
+    /// One loop per reader connection, at most [`MAX_LOOPS`].
+    pub(super) fn start(pool: &Pool<Db>, clock: &Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("weir-reads")
+            .enable_all()
+            .build()
+            .map_err(|source| StoreError::Thread {
+                what: "read",
+                source,
+            })?;
+        let (queue, jobs) = mpsc::channel(MAX_BATCH * 4);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..pool.options().get_max_connections().clamp(1, MAX_LOOPS) {
+            drop(runtime.spawn(read_loop(
+                pool.clone(),
+                Arc::clone(clock),
+                Arc::clone(&jobs),
+            )));
+        }
+        Ok(ReadBatcher {
+            queue,
+            runtime: Some(runtime),
+        })
+    }
+
+    pub(super) async fn read(
+        &self,
+        tenant: &str,
+        reads: &OrderReads,
+    ) -> Result<OrderReadings, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = ReadJob {
+            tenant: tenant.to_owned(),
+            reads: reads.clone(),
+            reply,
+        };
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| StoreError::ReadAborted)?;
+        answer.await.map_err(|_| StoreError::ReadAborted)?
+    }
+}
+
+impl Drop for ReadBatcher {
+    fn drop(&mut self) {
+        // The store may be dropped inside async code, where a runtime may not block.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Answers the jobs on `queue` until every sender is gone. The loops share one queue:
+/// each takes what is waiting when it is free.
+async fn read_loop(pool: Pool<Db>, clock: Arc<dyn Clock>, queue: Queue) {
     loop {
         let mut jobs = Vec::new();
         {
@@ -71,7 +136,7 @@ pub(super) async fn read_loop(pool: Pool<Db>, clock: Arc<dyn Clock>, queue: Queu
 async fn answer(pool: &Pool<Db>, now: i64, tenant: &str, jobs: Vec<ReadJob>) {
     if jobs.len() > 1 {
         let reads: Vec<&OrderReads> = jobs.iter().map(|j| &j.reads).collect();
-        if let Ok(readings) = read_batch(pool, now, tenant, &reads).await {
+        if let Ok(readings) = read_orders(pool, now, tenant, &reads).await {
             for (job, readings) in jobs.into_iter().zip(readings) {
                 // A caller that went away needs no answer.
                 let _ = job.reply.send(Ok(readings));
@@ -88,8 +153,8 @@ async fn answer(pool: &Pool<Db>, now: i64, tenant: &str, jobs: Vec<ReadJob>) {
 /// A velocity counter kind: (kind, window, distinct customers).
 type CounterKind<'a> = (&'a str, i64, bool);
 
-/// Every order's readings, in the order of `reads`.
-async fn read_batch(
+/// Every order's readings, in the order of `reads`, on one connection.
+async fn read_orders(
     pool: &Pool<Db>,
     now: i64,
     tenant: &str,

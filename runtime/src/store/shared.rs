@@ -120,8 +120,28 @@ async fn update_from_values(
     super::update_rows(c, table, names, set, filter, lead, rows).await
 }
 
+/// `head VALUES (…), (…) tail` statements for `rows` (anonymous placeholders), each
+/// under the bind limit: (text, binds, rows in it). `head` is everything before
+/// `VALUES`. (SQLite's way; PostgreSQL binds arrays.)
+fn values_statements(head: &str, tail: &str, rows: Vec<Vec<V>>) -> Vec<(String, Vec<V>, usize)> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Vec::new();
+    };
+    let per = (MAX_BINDS / width.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<V>> = rows.by_ref().take(per).collect();
+        let n = chunk.len();
+        let groups: Vec<String> = (0..n).map(|i| group(i * width + 1, width)).collect();
+        let sql = format!("{head} VALUES {} {tail}", groups.join(", "));
+        out.push((sql, chunk.into_iter().flatten().collect(), n));
+    }
+    out
+}
+
 /// `INSERT INTO t (cols) VALUES (…), (…) [tail]`, in chunks that stay under the bind
-/// limit. `head` is everything before `VALUES`. (SQLite's way; PostgreSQL binds arrays.)
+/// limit ([`values_statements`]).
 #[allow(dead_code)] // compiled for both backends, called by one
 pub(super) async fn insert_values(
     c: &mut Conn,
@@ -129,18 +149,8 @@ pub(super) async fn insert_values(
     tail: &str,
     rows: Vec<Vec<V>>,
 ) -> Result<u64, sqlx::Error> {
-    let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(0);
-    };
-    let per = (MAX_BINDS / width.max(1)).max(1);
     let mut affected = 0;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Vec<V>> = rows.by_ref().take(per).collect();
-        let n = chunk.len();
-        let groups: Vec<String> = (0..n).map(|i| group(i * width + 1, width)).collect();
-        let sql = format!("{head} VALUES {} {tail}", groups.join(", "));
-        let args: Vec<V> = chunk.into_iter().flatten().collect();
+    for (sql, args, n) in values_statements(head, tail, rows) {
         affected += bind_all(sqlx::query(&sql), args)
             .persistent(n <= PERSISTENT_ROWS)
             .execute(&mut *c)
@@ -1015,9 +1025,6 @@ struct Inner {
     write: Pool<Db>,
     config: StoreConfig,
     reference: Arc<ReferenceCache>,
-    /// Where the per-order reads run on SQLite (see [`ReadRuntime`]); `None` on
-    /// PostgreSQL, or if its thread could not start.
-    read_runtime: Option<ReadRuntime>,
     batches: AtomicU64,
     batched_orders: AtomicU64,
     retries: AtomicU64,
@@ -1027,14 +1034,19 @@ struct Inner {
 pub struct SqlStore {
     inner: Arc<Inner>,
     queue: mpsc::Sender<Job>,
-    /// Per-order reads, answered in batches (`read_batch.rs`) on SQLite; `None` on
-    /// PostgreSQL, where each order reads on its own connection.
-    reads: Option<mpsc::Sender<read_batch::ReadJob>>,
+    /// Per-order reads, answered in batches on a thread of their own on SQLite
+    /// (`read_batch.rs`); `None` on PostgreSQL, where each order reads on its own
+    /// connection.
+    reads: Option<read_batch::ReadBatcher>,
 }
 
 impl SqlStore {
     /// Starts the order writers; `read` may be the same pool as `write`.
-    pub(crate) fn start(read: Pool<Db>, write: Pool<Db>, config: StoreConfig) -> Self {
+    pub(crate) fn start(
+        read: Pool<Db>,
+        write: Pool<Db>,
+        config: StoreConfig,
+    ) -> Result<Self, StoreError> {
         let writers = if config.writers == 0 {
             match BACKEND {
                 Backend::Sqlite => 1,
@@ -1046,17 +1058,11 @@ impl SqlStore {
         let reference = Arc::new(ReferenceCache::new(std::time::Duration::from_millis(
             config.reference_max_age_ms,
         )));
-        let read_runtime = if BACKEND == Backend::Sqlite {
-            ReadRuntime::start()
-        } else {
-            None
-        };
         let inner = Arc::new(Inner {
             read,
             write,
             config,
             reference,
-            read_runtime,
             batches: AtomicU64::new(0),
             batched_orders: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -1066,30 +1072,20 @@ impl SqlStore {
         for n in 0..writers {
             let inner = Arc::clone(&inner);
             let rx = Arc::clone(&rx);
-            spawn_writer(n, async move { writer_loop(inner, rx).await });
+            spawn_writer(n, async move { writer_loop(inner, rx).await })?;
         }
-        let reads = inner
-            .read_runtime
-            .as_ref()
-            .and_then(ReadRuntime::handle)
-            .map(|runtime| {
-                let (reads, reads_rx) = mpsc::channel(read_batch::MAX_BATCH * 4);
-                let reads_rx = Arc::new(Mutex::new(reads_rx));
-                let loops = inner.read.options().get_max_connections().clamp(1, 4);
-                for _ in 0..loops {
-                    drop(runtime.spawn(read_batch::read_loop(
-                        inner.read.clone(),
-                        Arc::clone(&inner.config.clock),
-                        Arc::clone(&reads_rx),
-                    )));
-                }
-                reads
-            });
-        SqlStore {
+        let reads = match BACKEND {
+            Backend::Sqlite => Some(read_batch::ReadBatcher::start(
+                &inner.read,
+                &inner.config.clock,
+            )?),
+            Backend::Postgres => None,
+        };
+        Ok(SqlStore {
             inner,
             queue,
             reads,
-        }
+        })
     }
 
     /// The reference data cache (the PostgreSQL listener empties it on announcements).
@@ -1110,82 +1106,33 @@ impl SqlStore {
     }
 }
 
-/// A one-thread runtime for the per-order reads on SQLite. Each statement is a hand-off
-/// to the connection's worker thread and back; on the shared runtime the task woken by
-/// the answer waited its turn behind the order pipelines' CPU-bound work, so a read of
-/// a few rows took milliseconds. Here it resumes at once.
-struct ReadRuntime(Option<tokio::runtime::Runtime>);
-
-impl ReadRuntime {
-    fn start() -> Option<Self> {
-        match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("weir-reads")
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => Some(ReadRuntime(Some(runtime))),
-            Err(error) => {
-                tracing::warn!(%error, "no read runtime; reads share the caller's runtime");
-                None
-            }
-        }
-    }
-
-    fn handle(&self) -> Option<&tokio::runtime::Handle> {
-        self.0.as_ref().map(tokio::runtime::Runtime::handle)
-    }
-}
-
-impl Drop for ReadRuntime {
-    fn drop(&mut self) {
-        // The store may be dropped inside async code, where a runtime may not block.
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 /// Starts an order writer. On SQLite it gets a thread and runtime of its own: its
 /// statements are hand-offs to the connection's worker thread, and on the shared
 /// runtime every hand-off's wake-up queued behind the order pipelines' CPU-bound work
 /// (evaluation, planning), so the one writer — the pipeline's bottleneck — spent most
 /// of its time waiting for a turn. PostgreSQL writers stay on the caller's runtime,
 /// where their connections' sockets are registered.
-fn spawn_writer<F>(n: usize, writer: F)
+fn spawn_writer<F>(n: usize, writer: F) -> Result<(), StoreError>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    if BACKEND == Backend::Sqlite {
-        // Handed over through a slot, so a thread that cannot start leaves it here.
-        let slot = Arc::new(std::sync::Mutex::new(Some(writer)));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        let started = runtime.map_err(|e| e.to_string()).and_then(|runtime| {
-            let theirs = Arc::clone(&slot);
-            std::thread::Builder::new()
-                .name(format!("weir-writer-{n}"))
-                .spawn(move || {
-                    let writer = theirs.lock().ok().and_then(|mut w| w.take());
-                    if let Some(writer) = writer {
-                        runtime.block_on(writer);
-                    }
-                })
-                .map_err(|e| e.to_string())
-        });
-        match started {
-            Ok(_) => return,
-            Err(error) => {
-                tracing::warn!(%error, "no writer thread; the order writer shares the caller's runtime");
-                if let Some(writer) = slot.lock().ok().and_then(|mut w| w.take()) {
-                    tokio::spawn(writer);
-                }
-                return;
-            }
-        }
+    if BACKEND == Backend::Postgres {
+        tokio::spawn(writer);
+        return Ok(());
     }
-    tokio::spawn(writer);
+    let thread_error = |source| StoreError::Thread {
+        what: "order writer",
+        source,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(thread_error)?;
+    std::thread::Builder::new()
+        .name(format!("weir-writer-{n}"))
+        .spawn(move || runtime.block_on(writer))
+        .map_err(thread_error)?;
+    Ok(())
 }
 
 /// Takes whatever orders are waiting (up to the batch size) and writes them as one
@@ -1863,19 +1810,10 @@ struct Script {
 
 impl Script {
     fn push(&mut self, head: &str, tail: &str, rows: Vec<Vec<V>>) {
-        let Some(width) = rows.first().map(Vec::len) else {
-            return;
-        };
-        let per = (MAX_BINDS / width.max(1)).max(1);
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<Vec<V>> = rows.by_ref().take(per).collect();
-            let groups: Vec<String> = (0..chunk.len())
-                .map(|i| group(i * width + 1, width))
-                .collect();
-            self.sql
-                .push_str(&format!("{head} VALUES {} {tail};\n", groups.join(", ")));
-            self.args.extend(chunk.into_iter().flatten());
+        for (sql, args, _) in values_statements(head, tail, rows) {
+            self.sql.push_str(&sql);
+            self.sql.push_str(";\n");
+            self.args.extend(args);
         }
     }
 
@@ -2297,8 +2235,10 @@ async fn count_velocity(
 }
 
 /// The reads one order's evaluation needs, in one round on one connection (`now` is
-/// the store's clock when they were asked for); `read_batch.rs` answers many orders at
-/// once, and uses this for a lone order.
+/// the store's clock when they were asked for), with `IN (…)` lists of placeholders:
+/// PostgreSQL answered the array-bound statements of `read_batch.rs` five times slower
+/// (366 against 1,883 orders/s in the pipeline bench), so a lone order, every order on
+/// PostgreSQL and the orders of a failed batch read this way.
 async fn order_reads_one(
     pool: &Pool<Db>,
     now: Millis,
@@ -3838,17 +3778,10 @@ impl Store for SqlStore {
         tenant: &str,
         reads: &OrderReads,
     ) -> Result<OrderReadings, StoreError> {
-        let Some(queue) = &self.reads else {
-            return order_reads_one(&self.inner.read, self.now_ms(), tenant, reads).await;
-        };
-        let (reply, answer) = oneshot::channel();
-        let job = read_batch::ReadJob {
-            tenant: tenant.to_owned(),
-            reads: reads.clone(),
-            reply,
-        };
-        queue.send(job).await.map_err(|_| StoreError::ReadAborted)?;
-        answer.await.map_err(|_| StoreError::ReadAborted)?
+        match &self.reads {
+            Some(batcher) => batcher.read(tenant, reads).await,
+            None => order_reads_one(&self.inner.read, self.now_ms(), tenant, reads).await,
+        }
     }
 
     async fn budget_usage(

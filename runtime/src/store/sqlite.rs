@@ -132,5 +132,5 @@ pub async fn open(path: &Path, config: StoreConfig) -> Result<SqliteStore, Store
         .test_before_acquire(false)
         .connect_with(options)
         .await?;
-    Ok(SqliteStore::start(read, write, config))
+    SqliteStore::start(read, write, config)
 }

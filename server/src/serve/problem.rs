@@ -252,7 +252,8 @@ impl From<StoreError> for Problem {
             | StoreError::Injected(_)
             | StoreError::Corrupt(_)
             | StoreError::Closed
-            | StoreError::ReadAborted => {
+            | StoreError::ReadAborted
+            | StoreError::Thread { .. } => {
                 Problem::unavailable(format!("the store failed: {detail}"))
             }
         }
