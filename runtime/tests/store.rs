@@ -14,11 +14,11 @@ use common::{location, simple_order, stocked, Harness, Kind, T0};
 use serde_json::json;
 use weir_runtime::store::{
     Adjustment, BudgetUse, DecisionRecord, Idempotency, LimitUse, LocationKind, LotRef,
-    MovementKind, NewApiKey, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation,
-    NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter,
-    OrderReads, OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine,
-    ReturnState, ShipmentLine, StepCompletion, StepState, Store, StoreConfig, StoreError,
-    VelocityKey, VelocityRead, WorkOrderState,
+    MovementKind, NewApiKey, NewDecision, NewEvent, NewHold, NewLine, NewOrder, NewPresale,
+    NewReservation, NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder,
+    OrderFilter, OrderReads, OrderState, PlaceError, PresaleState, Receipt, ReservationStatus,
+    ReturnLine, ReturnState, ShipmentLine, StepCompletion, StepState, Store, StoreConfig,
+    StoreError, VelocityKey, VelocityRead, WorkOrderState,
 };
 
 const A: &str = "acme";
@@ -648,13 +648,13 @@ fn full_order(tenant: &str, id: &str) -> NewOrder {
             lines: vec![ShipmentLine { line_no: 2, qty: 1 }],
         },
     ];
-    o.decision = Some(DecisionRecord {
+    o.decision = Some(NewDecision::from(&DecisionRecord {
         ruleset_hash: "sha256:abc".into(),
         hooks: json!({"pricing": {"discount": 5000}, "routing": {"wh": 0.9, "store": 0.4}}),
         fired_rules: vec!["spend_299_save_50".into(), "flammable_not_by_air".into()],
         facts_digest: "sha256:facts".into(),
         facts: Some(json!({"order": {"subtotal": 39800}})),
-    });
+    }));
     o.budgets = vec![BudgetUse {
         key: "spend_299_save_50".into(),
         amount: 5_000,

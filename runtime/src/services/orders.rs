@@ -28,7 +28,7 @@ use weir_dsl::checked::{CounterKind, Decision, Ruleset};
 use crate::engine::{EngineError, LoadedModule};
 use crate::evaluator::WasmEngine;
 use crate::store::{
-    BudgetUse, DecisionRecord, Idempotency, LimitUse, Location, LocationKind, NewEvent, NewLine,
+    BudgetUse, Idempotency, LimitUse, Location, LocationKind, NewDecision, NewEvent, NewLine,
     NewOrder, NewReservation, NewShipment, NewStep, NewWorkOrder, OrderReads, PlaceError,
     PlacedOrder, ShipmentLine, StockLevel, Store, StoreError, Usages, VelocityKey, VelocityRead,
 };
@@ -576,8 +576,8 @@ async fn plan(
     }
     new.velocity = velocity_keys(&needs);
     new.work_orders = work_orders(rules, &decisions, &shipments, &order_id, now_ms);
-    let record = decision_record(rules, &decisions, &candidates, &shipments, document);
-    let hooks = record.hooks.clone();
+    let (record, hooks) = decision_record(rules, &decisions, &candidates, &shipments, &document);
+    drop(document);
     new.events.push(NewEvent {
         aggregate_type: "order".into(),
         aggregate_id: order_id.clone(),
@@ -1322,8 +1322,8 @@ fn decision_record(
     decisions: &Decisions,
     candidates: &[Candidate<'_>],
     shipments: &[PlannedShipment],
-    document: Json,
-) -> DecisionRecord {
+    document: &Json,
+) -> (NewDecision, Json) {
     let id = |index: usize| candidates.get(index).map(|c| c.location.id.clone());
     let promotions = decisions.promotions.as_ref().map(|p| {
         json!({
@@ -1383,14 +1383,8 @@ fn decision_record(
             }
         }
     }
-    let text = serde_json::to_string(&document).unwrap_or_default();
-    DecisionRecord {
-        ruleset_hash: rules.version.clone(),
-        hooks,
-        fired_rules: fired,
-        facts_digest: digest(&text),
-        facts: Some(document),
-    }
+    let record = NewDecision::render(&rules.version, &hooks, &fired, document);
+    (record, hooks)
 }
 
 /// Shared handle for callers that keep rules behind an `Arc`.

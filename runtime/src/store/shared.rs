@@ -2023,11 +2023,11 @@ async fn insert_order_rows(
                     vec![
                         s(&a.order.tenant),
                         s(&a.order.order_id),
-                        s(&d.ruleset_hash),
-                        V::S(json_text(&d.hooks)),
-                        V::S(json_text(&serde_json::json!(d.fired_rules))),
-                        s(&d.facts_digest),
-                        V::OS(d.facts.as_ref().map(json_text)),
+                        s(d.ruleset_hash()),
+                        s(d.hooks()),
+                        s(d.fired_rules()),
+                        s(d.facts_digest()),
+                        V::OS(d.facts().map(str::to_owned)),
                         V::I(now),
                     ]
                 })

@@ -375,6 +375,75 @@ pub struct DecisionRecord {
     pub facts: Option<serde_json::Value>,
 }
 
+/// A decision record as an order carries it to the store: its JSON rendered to text
+/// by the order's own task, so the store's order writer — one per database on SQLite,
+/// the pipeline's serial step — binds text instead of serialising documents. The facts
+/// document is rendered once, for both its digest and its stored copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDecision {
+    ruleset_hash: String,
+    hooks: String,
+    fired_rules: String,
+    facts_digest: String,
+    facts: Option<String>,
+}
+
+impl NewDecision {
+    /// The record of a decision over `facts`; its digest is the hex SHA-256 of the
+    /// facts' JSON text.
+    pub fn render(
+        ruleset_hash: &str,
+        hooks: &serde_json::Value,
+        fired_rules: &[String],
+        facts: &serde_json::Value,
+    ) -> NewDecision {
+        let facts = facts.to_string();
+        NewDecision {
+            ruleset_hash: ruleset_hash.to_owned(),
+            hooks: hooks.to_string(),
+            fired_rules: serde_json::Value::from(fired_rules).to_string(),
+            facts_digest: crate::digest::sha256_hex(facts.as_bytes()),
+            facts: Some(facts),
+        }
+    }
+
+    pub fn ruleset_hash(&self) -> &str {
+        &self.ruleset_hash
+    }
+
+    /// JSON text of the hooks' results.
+    pub fn hooks(&self) -> &str {
+        &self.hooks
+    }
+
+    /// JSON text: an array of rule names.
+    pub fn fired_rules(&self) -> &str {
+        &self.fired_rules
+    }
+
+    pub fn facts_digest(&self) -> &str {
+        &self.facts_digest
+    }
+
+    /// JSON text of the facts document, if kept.
+    pub fn facts(&self) -> Option<&str> {
+        self.facts.as_deref()
+    }
+}
+
+/// A record as given (its digest included), e.g. one read back from a store.
+impl From<&DecisionRecord> for NewDecision {
+    fn from(record: &DecisionRecord) -> NewDecision {
+        NewDecision {
+            ruleset_hash: record.ruleset_hash.clone(),
+            hooks: record.hooks.to_string(),
+            fired_rules: serde_json::Value::from(record.fired_rules.as_slice()).to_string(),
+            facts_digest: record.facts_digest.clone(),
+            facts: record.facts.as_ref().map(serde_json::Value::to_string),
+        }
+    }
+}
+
 /// Consume `amount` of a budget whose cap is `cap` (the rule's), or fail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetUse {
@@ -446,7 +515,7 @@ pub struct NewOrder {
     /// Moving the order to `allocated` clears it.
     pub reservation_expires_at: Option<Millis>,
     pub shipments: Vec<NewShipment>,
-    pub decision: Option<DecisionRecord>,
+    pub decision: Option<NewDecision>,
     pub budgets: Vec<BudgetUse>,
     pub limits: Vec<LimitUse>,
     pub velocity: Vec<VelocityKey>,
