@@ -2243,3 +2243,59 @@ async fn concurrent_order_reads_each_get_their_own_answer(kind: Kind) {
     assert!(other_tenant.velocity.iter().all(|&n| n == 0));
     assert!(other_tenant.stock.iter().all(|l| l.on_hand >= 30));
 }
+
+/// On SQLite the WAL is copied into the database file beside the order writer
+/// (`checkpoint_loop`), not by the writer's own commits, which checkpoint only after
+/// 64 MiB: a few MiB written reach the database file while the store stays open.
+#[tokio::test]
+async fn sqlite_checkpoints_the_wal_beside_the_writer() {
+    let path = std::env::temp_dir().join(format!("weir-checkpoint-{}.db", std::process::id()));
+    let files = |path: &std::path::Path| {
+        ["", "-wal", "-shm"].map(|suffix| {
+            let mut p = path.to_path_buf().into_os_string();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        })
+    };
+    for f in files(&path) {
+        let _ = std::fs::remove_file(f);
+    }
+    let store = weir_runtime::store::sqlite::open(&path, StoreConfig::default())
+        .await
+        .unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    // About 4 MiB of rows on the writer's connection (a scratch table: the rows only
+    // need to make pages).
+    let pool = store.write_pool();
+    sqlx::query("CREATE TABLE scratch (blob BLOB NOT NULL)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+         INSERT INTO scratch SELECT randomblob(4000) FROM n",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let mut grown = 0;
+    for _ in 0..200 {
+        grown = std::fs::metadata(&path)
+            .unwrap()
+            .len()
+            .saturating_sub(before);
+        if grown >= 4_000_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        grown >= 4_000_000,
+        "the database file grew by {grown} bytes only: the WAL was not checkpointed"
+    );
+    store.close().await;
+    drop(store);
+    for f in files(&path) {
+        let _ = std::fs::remove_file(f);
+    }
+}

@@ -132,6 +132,11 @@ fn bind_columns(mut q: shared::Query<'_>, cols: Vec<Column>) -> shared::Query<'_
 /// with one parameter per column, prepared once per connection. A multi-row `VALUES`
 /// list would be a new statement for every batch size with a parameter per value,
 /// which costs PostgreSQL and the client far more per row.
+/// Work the store runs beside its readers: none on PostgreSQL (the server checkpoints).
+fn background_task(_pool: &Pool<Db>) -> Option<std::future::Ready<()>> {
+    None
+}
+
 async fn insert_rows(
     c: &mut shared::Conn,
     head: &str,

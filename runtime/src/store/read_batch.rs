@@ -76,6 +76,13 @@ impl ReadBatcher {
         })
     }
 
+    /// Runs `task` on the readers' thread until the store is dropped.
+    pub(super) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Some(runtime) = &self.runtime {
+            drop(runtime.spawn(task));
+        }
+    }
+
     pub(super) async fn read(
         &self,
         tenant: &str,

@@ -1075,10 +1075,13 @@ impl SqlStore {
             spawn_writer(n, async move { writer_loop(inner, rx).await })?;
         }
         let reads = match BACKEND {
-            Backend::Sqlite => Some(read_batch::ReadBatcher::start(
-                &inner.read,
-                &inner.config.clock,
-            )?),
+            Backend::Sqlite => {
+                let reads = read_batch::ReadBatcher::start(&inner.read, &inner.config.clock)?;
+                if let Some(task) = super::background_task(&inner.read) {
+                    reads.spawn(task);
+                }
+                Some(reads)
+            }
             Backend::Postgres => None,
         };
         Ok(SqlStore {
