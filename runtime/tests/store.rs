@@ -1913,6 +1913,14 @@ async fn lookups_the_order_api_needs(kind: Kind) {
         Some(("o-1".to_owned(), "rh".to_owned()))
     );
     assert_eq!(s.order_by_idempotency_key(B, "key-1").await.unwrap(), None);
+    // The same lookup made with an order's other reads.
+    for (tenant, found) in [(A, Some(("o-1".to_owned(), "rh".to_owned()))), (B, None)] {
+        let reads = OrderReads {
+            idempotency_key: Some("key-1".into()),
+            ..OrderReads::default()
+        };
+        assert_eq!(s.order_reads(tenant, &reads).await.unwrap().earlier, found);
+    }
 
     // Several SKUs' stock in one read; unknown SKUs are simply absent.
     stocked(s, A, "wh-2", "SKU-2", 4).await;
@@ -2159,6 +2167,10 @@ async fn concurrent_order_reads_each_get_their_own_answer(kind: Kind) {
             kind: "customer.device".into(),
             key: format!("d-{}", n % 2),
         });
+        order.idempotency = Some(Idempotency {
+            key: format!("k-{n}"),
+            request_hash: format!("h-{n}"),
+        });
         s.place_order(order).await.unwrap();
     }
     let asks: Vec<(&str, OrderReads)> = (0..40usize)
@@ -2194,6 +2206,8 @@ async fn concurrent_order_reads_each_get_their_own_answer(kind: Kind) {
                     vec!["promo:day:1".into(), "promo:day:2".into()]
                 },
                 customer_id: format!("cust-{}", n % 4),
+                // Keys k-0 … k-5 were used in A; k-6 and k-7 never were.
+                idempotency_key: (n % 3 != 2).then(|| format!("k-{}", n % 8)),
             };
             (tenant, reads)
         })
@@ -2206,6 +2220,8 @@ async fn concurrent_order_reads_each_get_their_own_answer(kind: Kind) {
     assert!(alone.iter().any(|r| r.velocity != alone[0].velocity));
     assert!(alone.iter().any(|r| !r.usages.limits.is_empty()));
     assert!(alone.iter().any(|r| r.stock.len() != alone[0].stock.len()));
+    assert!(alone.iter().any(|r| r.earlier.is_some()));
+    assert!(alone.iter().any(|r| r.earlier.is_none()));
     let together: Vec<_> = asks
         .iter()
         .map(|(tenant, reads)| {
@@ -2239,6 +2255,10 @@ async fn concurrent_order_reads_each_get_their_own_answer(kind: Kind) {
         Some(&(100 + 300 + 500))
     );
     assert_eq!(first.usages.limits.get("promo:day:1"), Some(&2));
+    assert_eq!(first.earlier, Some(("o-1".to_owned(), "h-1".to_owned())));
+    assert_eq!(alone[6].earlier, None); // k-6: never used
+    assert_eq!(alone[9].earlier, None); // k-1, but in B
+    assert_eq!(alone[3].earlier, Some(("o-3".to_owned(), "h-3".to_owned())));
     let other_tenant = &alone[4];
     assert!(other_tenant.velocity.iter().all(|&n| n == 0));
     assert!(other_tenant.stock.iter().all(|l| l.on_hand >= 30));

@@ -178,27 +178,12 @@ pub const MAX_ATTEMPTS: usize = 4;
 /// Stock is read, the order planned, then committed with conditional decrements; if
 /// another order took the stock in between, the commit fails as a whole and the order
 /// is planned again on a fresh read (up to [`MAX_ATTEMPTS`] times).
+///
+/// A retry of an order already placed answers from what was stored, even if stock or
+/// rules changed since (the pipeline would decide differently now): the key is looked
+/// up with the order's other reads, before anything that depends on the rules is
+/// checked, and a concurrent retry is caught by the store's unique key.
 pub async fn place_order(
-    store: &dyn Store,
-    rules: &Rules,
-    tenant: &str,
-    request: &OrderRequest,
-    idempotency_key: Option<&str>,
-) -> Result<OrderOutcome, OrderError> {
-    if let Some(key) = idempotency_key {
-        // A retry of an order already placed answers from what was stored, even if stock
-        // or rules changed since (the pipeline would decide differently now).
-        if let Some(outcome) = replay(store, tenant, key, request).await? {
-            return Ok(outcome);
-        }
-    }
-    place_unreplayed(store, rules, tenant, request, idempotency_key).await
-}
-
-/// [`place_order`] for a caller that has already asked [`replay`] (the order API asks
-/// before it chooses the rules): the key is not looked up a second time. A concurrent
-/// retry is still caught by the store's unique key and answered as a replay.
-pub async fn place_unreplayed(
     store: &dyn Store,
     rules: &Rules,
     tenant: &str,
@@ -224,8 +209,9 @@ pub async fn place_unreplayed(
 }
 
 /// The stored result of an earlier request with the same idempotency key, or `None`;
-/// the same key with another request is `IdempotencyConflict`. [`place_order`] asks
-/// first; a caller that must choose the rules before placing asks it earlier.
+/// the same key with another request is `IdempotencyConflict`. [`place_order`] finds
+/// the earlier order itself; this is for a caller that cannot get that far (the order
+/// API when the rules the request names are gone).
 pub async fn replay(
     store: &dyn Store,
     tenant: &str,
@@ -235,6 +221,18 @@ pub async fn replay(
     let Some((order_id, hash)) = store.order_by_idempotency_key(tenant, key).await? else {
         return Ok(None);
     };
+    replay_of(store, tenant, key, request, order_id, &hash).await
+}
+
+/// The answer to a retry of the order `order_id`, stored with request hash `hash`.
+async fn replay_of(
+    store: &dyn Store,
+    tenant: &str,
+    key: &str,
+    request: &OrderRequest,
+    order_id: String,
+    hash: &str,
+) -> Result<Option<OrderOutcome>, OrderError> {
     if hash != request_hash(request) {
         return Err(OrderError::Place(PlaceError::IdempotencyConflict {
             key: key.to_owned(),
@@ -273,9 +271,29 @@ async fn place_once(
     idempotency_key: Option<&str>,
     order_id: &str,
 ) -> Result<OrderOutcome, OrderError> {
-    let (new, decisions) = plan(store, rules, tenant, request, idempotency_key, order_id).await?;
-    let placed = store.place_order(new).await?;
-    Ok(OrderOutcome { placed, decisions })
+    match plan(store, rules, tenant, request, idempotency_key, order_id).await? {
+        Planned::New(new, decisions) => {
+            let placed = store.place_order(new).await?;
+            Ok(OrderOutcome { placed, decisions })
+        }
+        Planned::Earlier { order_id, hash } => {
+            let key = idempotency_key.unwrap_or_default();
+            match replay_of(store, tenant, key, request, order_id, &hash).await? {
+                Some(outcome) => Ok(outcome),
+                // Found by its key a moment ago, gone now: a store that lost an order.
+                None => Err(OrderError::Place(PlaceError::Store(StoreError::Corrupt(
+                    format!("the order placed with idempotency key `{key}` vanished"),
+                )))),
+            }
+        }
+    }
+}
+
+/// What [`plan`] found: a new order to write, or the order an earlier request with the
+/// same idempotency key placed.
+enum Planned {
+    New(NewOrder, Json),
+    Earlier { order_id: String, hash: String },
 }
 
 /// What an order would become, decided but not written.
@@ -299,8 +317,15 @@ pub async fn dry_run(
         .order_id
         .clone()
         .unwrap_or_else(|| "dry-run".to_owned());
-    let (order, decisions) = plan(store, rules, tenant, request, None, &order_id).await?;
-    Ok(DryRun { order, decisions })
+    match plan(store, rules, tenant, request, None, &order_id).await? {
+        Planned::New(order, decisions) => Ok(DryRun { order, decisions }),
+        // Without a key there is no earlier order to find.
+        Planned::Earlier { order_id, .. } => {
+            Err(OrderError::Place(PlaceError::Store(StoreError::Corrupt(
+                format!("a dry run found order `{order_id}` by a key it did not give"),
+            ))))
+        }
+    }
 }
 
 /// Reads, evaluates and plans an order: the unit of work [`Store::place_order`] commits.
@@ -311,16 +336,11 @@ async fn plan(
     request: &OrderRequest,
     idempotency_key: Option<&str>,
     order_id: &str,
-) -> Result<(NewOrder, Json), OrderError> {
+) -> Result<Planned, OrderError> {
     let order_id = order_id.to_owned();
     let manifest = &rules.compiled.manifest;
-    if request.currency != manifest.currency {
-        return Err(OrderError::CurrencyMismatch {
-            ruleset: rules.name.clone(),
-            given: request.currency.clone(),
-            expected: manifest.currency.clone(),
-        });
-    }
+    // Checks of the request alone come first (a request that fails them placed nothing
+    // under its key); checks against the rules and stock come after the key is looked up.
     let lines = read_lines(&request.order)?;
     if let Some(mode) = &request.mode {
         if !weir_dsl::schema::MODES.contains(&mode.as_str()) {
@@ -361,8 +381,19 @@ async fn plan(
             .collect(),
         limit_keys: limit_keys.values().cloned().collect(),
         customer_id: customer_id.clone(),
+        idempotency_key: idempotency_key.map(str::to_owned),
     };
     let readings = store.order_reads(tenant, &reads).await?;
+    if let Some((order_id, hash)) = readings.earlier {
+        return Ok(Planned::Earlier { order_id, hash });
+    }
+    if request.currency != manifest.currency {
+        return Err(OrderError::CurrencyMismatch {
+            ruleset: rules.name.clone(),
+            given: request.currency.clone(),
+            expected: manifest.currency.clone(),
+        });
+    }
     let mut stock: HashMap<(String, String), StockLevel> = HashMap::new();
     for level in readings.stock {
         stock.insert((level.sku.clone(), level.location_id.clone()), level);
@@ -598,7 +629,7 @@ async fn plan(
         }),
     });
     new.decision = Some(record);
-    Ok((new, hooks))
+    Ok(Planned::New(new, hooks))
 }
 
 fn evaluation_error(rules: &Rules, error: impl std::fmt::Display) -> OrderError {

@@ -272,6 +272,30 @@ async fn read_orders(
         }
     }
 
+    // ---- orders already placed under the idempotency keys asked for ----
+    let keys: BTreeSet<&str> = reads
+        .iter()
+        .filter_map(|r| r.idempotency_key.as_deref())
+        .collect();
+    let mut earlier: HashMap<String, (String, String)> = HashMap::new();
+    if !keys.is_empty() {
+        let sql = format!(
+            "SELECT idempotency_key, id, request_hash FROM orders WHERE tenant = {} AND {}",
+            ph(1),
+            in_text_set("idempotency_key", 2)
+        );
+        let rows = bind_text_set(sqlx::query(&sql).bind(tenant), &keys)
+            .fetch_all(&mut *c)
+            .await?;
+        for row in &rows {
+            let hash: Option<String> = row.try_get("request_hash")?;
+            earlier.insert(
+                row.try_get("idempotency_key")?,
+                (row.try_get("id")?, hash.unwrap_or_default()),
+            );
+        }
+    }
+
     // ---- each order's own answer ----
     let mut out = Vec::with_capacity(reads.len());
     for read in reads {
@@ -310,6 +334,11 @@ async fn read_orders(
             stock,
             velocity,
             usages,
+            earlier: read
+                .idempotency_key
+                .as_ref()
+                .and_then(|key| earlier.get(key))
+                .cloned(),
         });
     }
     Ok(out)

@@ -2264,11 +2264,36 @@ async fn order_reads_one(
         &reads.customer_id,
     )
     .await?;
+    let earlier = match &reads.idempotency_key {
+        Some(key) => order_by_key(&mut c, tenant, key).await?,
+        None => None,
+    };
     Ok(OrderReadings {
         stock,
         velocity,
         usages,
+        earlier,
     })
+}
+
+/// The id and request hash of `tenant`'s order placed with idempotency key `key`.
+async fn order_by_key(
+    c: &mut Conn,
+    tenant: &str,
+    key: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, request_hash FROM orders WHERE tenant = $1 AND idempotency_key = $2",
+    )
+    .bind(tenant)
+    .bind(key)
+    .fetch_optional(&mut *c)
+    .await?;
+    row.map(|row| {
+        let hash: Option<String> = row.try_get("request_hash")?;
+        Ok((row.try_get("id")?, hash.unwrap_or_default()))
+    })
+    .transpose()
 }
 
 /// Stock rows of `skus` at every location, by SKU then location.
@@ -3235,18 +3260,8 @@ impl Store for SqlStore {
         tenant: &str,
         key: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, request_hash FROM orders WHERE tenant = $1 AND idempotency_key = $2",
-        )
-        .bind(tenant)
-        .bind(key)
-        .fetch_optional(&self.inner.read)
-        .await?;
-        row.map(|row| {
-            let hash: Option<String> = row.try_get("request_hash")?;
-            Ok((row.try_get("id")?, hash.unwrap_or_default()))
-        })
-        .transpose()
+        let mut c = self.read().await?;
+        order_by_key(&mut c, tenant, key).await
     }
 
     async fn order(&self, tenant: &str, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {

@@ -817,6 +817,9 @@ pub struct OrderReads {
     /// Per-customer limits whose use so far by `customer_id` is wanted.
     pub limit_keys: Vec<String>,
     pub customer_id: String,
+    /// An idempotency key to look up among the tenant's orders: a retry is answered
+    /// from the order it placed, found in the same round as the other reads.
+    pub idempotency_key: Option<String>,
 }
 
 /// One velocity counter to read: events under `key` in the last `window_ms`, or the
@@ -835,4 +838,7 @@ pub struct OrderReadings {
     /// One count per [`OrderReads::velocity`] entry.
     pub velocity: Vec<i64>,
     pub usages: Usages,
+    /// The order already placed with [`OrderReads::idempotency_key`]: its id and request
+    /// hash (as [`crate::store::Store::order_by_idempotency_key`] answers).
+    pub earlier: Option<(String, String)>,
 }

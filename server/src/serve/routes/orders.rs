@@ -145,18 +145,13 @@ pub async fn create(
         check_id("order_id", id)?;
     }
     let request = body.request();
-    // A retry answers from what was stored before the rules are chosen: the merchant's
-    // rulesets may have changed since the first attempt.
-    let earlier = match &key {
-        Some(key) => orders::replay(app.store.as_ref(), &caller.tenant, key, &request).await,
-        None => Ok(None),
-    };
-    let result = match earlier {
-        Ok(Some(outcome)) => Ok(outcome),
-        Err(error) => Err(error),
-        Ok(None) => {
-            let version = app.pick_ruleset(&caller.tenant, body.ruleset.as_deref())?;
-            orders::place_unreplayed(
+    // A retry is answered from what was stored even if the merchant's rulesets changed
+    // since the first attempt: `place_order` finds the earlier order with its other
+    // reads, before the rules decide anything, and if the rules the request names are
+    // gone the key is looked up on its own.
+    let result = match app.pick_ruleset(&caller.tenant, body.ruleset.as_deref()) {
+        Ok(version) => {
+            orders::place_order(
                 app.store.as_ref(),
                 &version.rules,
                 &caller.tenant,
@@ -165,6 +160,16 @@ pub async fn create(
             )
             .await
         }
+        Err(problem) => match &key {
+            Some(key) => {
+                match orders::replay(app.store.as_ref(), &caller.tenant, key, &request).await {
+                    Ok(Some(outcome)) => Ok(outcome),
+                    Ok(None) => return Err(problem),
+                    Err(error) => Err(error),
+                }
+            }
+            None => return Err(problem),
+        },
     };
     let outcome = match result {
         Ok(outcome) => outcome,
