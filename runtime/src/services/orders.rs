@@ -273,7 +273,7 @@ async fn place_once(
 ) -> Result<OrderOutcome, OrderError> {
     match plan(store, rules, tenant, request, idempotency_key, order_id).await? {
         Planned::New(new, decisions) => {
-            let placed = store.place_order(new).await?;
+            let placed = store.place_order(*new).await?;
             Ok(OrderOutcome { placed, decisions })
         }
         Planned::Earlier { order_id, hash } => {
@@ -292,7 +292,7 @@ async fn place_once(
 /// What [`plan`] found: a new order to write, or the order an earlier request with the
 /// same idempotency key placed.
 enum Planned {
-    New(NewOrder, Json),
+    New(Box<NewOrder>, Json),
     Earlier { order_id: String, hash: String },
 }
 
@@ -318,7 +318,10 @@ pub async fn dry_run(
         .clone()
         .unwrap_or_else(|| "dry-run".to_owned());
     match plan(store, rules, tenant, request, None, &order_id).await? {
-        Planned::New(order, decisions) => Ok(DryRun { order, decisions }),
+        Planned::New(order, decisions) => Ok(DryRun {
+            order: *order,
+            decisions,
+        }),
         // Without a key there is no earlier order to find.
         Planned::Earlier { order_id, .. } => {
             Err(OrderError::Place(PlaceError::Store(StoreError::Corrupt(
@@ -629,7 +632,7 @@ async fn plan(
         }),
     });
     new.decision = Some(record);
-    Ok(Planned::New(new, hooks))
+    Ok(Planned::New(Box::new(new), hooks))
 }
 
 fn evaluation_error(rules: &Rules, error: impl std::fmt::Display) -> OrderError {
