@@ -592,9 +592,13 @@ async fn presale_waves_sell_and_return_unsold_units(kind: Kind) {
 }
 
 /// An order with every kind of side effect.
+/// Text that must come back as written: quotes, a backslash, CJK, an emoji, control
+/// characters (SQLite's inserts carry rows as JSON, see `Script`).
+const CHANNEL: &str = "livestream \"双11\" \\ 🎉\n\t\u{1}";
+
 fn full_order(tenant: &str, id: &str) -> NewOrder {
     let mut o = NewOrder::new(tenant, id, "cust-9", "CNY");
-    o.channel = "livestream".into();
+    o.channel = CHANNEL.into();
     o.idempotency = Some(Idempotency {
         key: format!("key-{id}"),
         request_hash: "h1".into(),
@@ -723,7 +727,7 @@ async fn a_full_order_is_written_and_read_back(kind: Kind) {
 
     let rec = s.order(A, "o-1").await.unwrap().unwrap();
     assert_eq!(rec.summary.customer_id, "cust-9");
-    assert_eq!(rec.summary.channel, "livestream");
+    assert_eq!(rec.summary.channel, CHANNEL);
     assert_eq!(
         (
             rec.summary.subtotal_minor,
