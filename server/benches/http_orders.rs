@@ -25,7 +25,8 @@
 //! `id`, `device` and `phone` are replaced per request). Each HTTP client
 //! has its own keep-alive HTTP/1.1 connection. The services rows run the same requests
 //! with the same concurrency without HTTP, once without an idempotency key (as the
-//! pipeline bench does) and once with one (as the API does: one more read per order).
+//! pipeline bench does) and once with one (as the API does: the key is looked up with
+//! the order's other reads).
 
 #![allow(
     clippy::unwrap_used,
