@@ -302,7 +302,7 @@ pub fn prepare(
 }
 
 /// The context's runtime lists as interned members.
-fn runtime_lists(context: &Context, interner: &mut Interner) -> Lists {
+pub(crate) fn runtime_lists(context: &Context, interner: &mut Interner) -> Lists {
     let mut lists = Lists::default();
     for (list, values) in &context.lists {
         for value in values {

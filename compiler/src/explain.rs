@@ -3,7 +3,7 @@
 //! interpreter over the same encoded input the engines saw.
 
 use crate::abi::{self, Facts, Interner};
-use crate::evaluate::{Context, Lists};
+use crate::evaluate::{runtime_lists, Context};
 use crate::interp::Machine;
 use crate::numeric::ABSENT;
 use crate::Compiled;
@@ -107,8 +107,7 @@ pub fn fact_values(
     let Ok(input) = abi::encode(ruleset, facts, &mut interner) else {
         return Vec::new();
     };
-    let lists = Lists::default();
-    let _ = context;
+    let lists = runtime_lists(context, &mut interner);
     let mut seen = Vec::new();
     for (rule, exprs) in conditions(ruleset) {
         let mut found = Vec::new();
@@ -139,6 +138,105 @@ pub fn fact_values(
         }
     }
     seen
+}
+
+/// One clause of a rule's condition and the value it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clause {
+    pub rule: String,
+    /// Where the clause is written (file, span), for the caller to quote it.
+    pub at: Origin,
+    /// `true` or `false`, or `<trap>` if evaluating it failed.
+    pub value: String,
+}
+
+/// The clauses of `when`: the operands of its top-level chain of `and` (or of `or`),
+/// each split again while it is the same kind of chain; a condition that is neither
+/// is one clause.
+fn clauses<'a>(when: &'a TExpr, out: &mut Vec<&'a TExpr>) {
+    match &when.kind {
+        TExprKind::And(..) => split(when, true, out),
+        TExprKind::Or(..) => split(when, false, out),
+        _ => out.push(when),
+    }
+}
+
+fn split<'a>(e: &'a TExpr, and: bool, out: &mut Vec<&'a TExpr>) {
+    match &e.kind {
+        TExprKind::And(a, b) if and => {
+            split(a, and, out);
+            split(b, and, out);
+        }
+        TExprKind::Or(a, b) if !and => {
+            split(a, and, out);
+            split(b, and, out);
+        }
+        _ => out.push(e),
+    }
+}
+
+/// The value of every clause of every rule's `when`, for these facts, evaluated by the
+/// reference interpreter over the same encoded input and runtime lists the engines saw.
+/// A clause that reads a quantifier's variable cannot stand alone and is left out.
+pub fn clause_values(
+    ruleset: &Ruleset,
+    compiled: &Compiled,
+    facts: &Facts,
+    context: &Context,
+) -> Vec<Clause> {
+    let mut interner = Interner::new(&compiled.manifest.strings);
+    let Ok(input) = abi::encode(ruleset, facts, &mut interner) else {
+        return Vec::new();
+    };
+    let lists = runtime_lists(context, &mut interner);
+    let whens = ruleset
+        .promotions
+        .iter()
+        .map(|p| (&p.name, p.origin, p.when.as_ref()))
+        .chain(
+            ruleset
+                .constraints
+                .iter()
+                .map(|c| (&c.name, c.origin, c.when.as_ref())),
+        )
+        .chain(
+            ruleset
+                .risks
+                .iter()
+                .map(|r| (&r.name, r.origin, r.when.as_ref())),
+        )
+        .chain(
+            ruleset
+                .sops
+                .iter()
+                .map(|s| (&s.name, s.origin, s.when.as_ref())),
+        );
+    let mut out = Vec::new();
+    for (rule, origin, when) in whens {
+        let Some(when) = when else { continue };
+        let mut parts = Vec::new();
+        clauses(when, &mut parts);
+        for clause in parts {
+            let Ok((ir, back)) = crate::lower::lower_expr(ruleset, clause, interner.clone()) else {
+                continue;
+            };
+            interner = back;
+            let mut machine = Machine::new(&compiled.program, &input, &lists);
+            let value = match machine.eval(&ir) {
+                Ok(word) => (word != 0).to_string(),
+                Err(trap) => format!("<{trap}>"),
+            };
+            out.push(Clause {
+                rule: rule.clone(),
+                at: Origin {
+                    file: origin.file,
+                    span: clause.span,
+                },
+                value,
+            });
+        }
+    }
+    out
 }
 
 fn describe_path(e: &TExpr, ruleset: &Ruleset) -> String {

@@ -204,6 +204,52 @@ fn eval_explain_shows_each_rule_and_the_facts_it_read() {
         .find(|r| r["rule"] == "blocked_device")
         .unwrap();
     assert_eq!(blocked["fired"], false);
+    // Each clause of a condition, quoted, with its value.
+    assert_eq!(
+        spend["clauses"],
+        serde_json::json!([
+            {"clause": "order.channel in [\"tmall\", \"miniapp\", \"livestream\"]", "value": "true"},
+            {"clause": "order.subtotal >= ¥299", "value": "true"},
+        ])
+    );
+    assert_eq!(
+        blocked["clauses"],
+        serde_json::json!([{"clause": "customer.device in blocked_devices", "value": "false"}])
+    );
+}
+
+/// A clause's value comes from the facts' runtime lists, and every clause of a rule is
+/// shown, not only those up to the first false one.
+#[test]
+fn eval_explain_clauses_read_the_runtime_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("facts.json");
+    let order =
+        std::fs::read_to_string(format!("{}/../{ORDER}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    std::fs::write(&path, order.replace("\"dev-7\"", "\"dev-666\"")).unwrap();
+    let json = eval_json(&[
+        "eval",
+        "--ruleset",
+        BEAUTY,
+        "--input",
+        path.to_str().unwrap(),
+        "--explain",
+    ]);
+    let rules = json["explain"].as_array().unwrap();
+    let rule = |name: &str| rules.iter().find(|r| r["rule"] == name).unwrap().clone();
+    let blocked = rule("blocked_device");
+    assert_eq!(blocked["fired"], true);
+    assert_eq!(blocked["clauses"][0]["value"], "true");
+    // No coupon in this order: the first clause is false, the second still shown.
+    let abuser = rule("coupon_abuser_blocklist");
+    assert_eq!(abuser["fired"], false);
+    assert_eq!(
+        abuser["clauses"],
+        serde_json::json!([
+            {"clause": "order.coupon != none", "value": "false"},
+            {"clause": "customer.id in coupon_abusers", "value": "false"},
+        ])
+    );
 }
 
 fn eval_with(facts: &str) -> Output {

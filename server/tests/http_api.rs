@@ -210,6 +210,19 @@ async fn orders_create_get_list_explain_cancel_and_ship(kind: Kind) {
     };
     assert_eq!(fired(rules, "spend_299_save_50"), false);
     assert_eq!(fired(rules, "blocked_device"), false);
+    // Why the promotion did not fire: the clause that was false, on the stored facts.
+    let spend = rules
+        .iter()
+        .find(|r| r["rule"] == "spend_299_save_50")
+        .unwrap();
+    let clauses = spend["clauses"].as_array().unwrap();
+    assert!(
+        clauses
+            .iter()
+            .any(|c| c["clause"].as_str().unwrap().contains("order.subtotal")
+                && c["value"] == "false"),
+        "{spend}"
+    );
     let explained = s.ok("/v1/orders/A-3/explain", key).await;
     assert_eq!(
         fired(explained["rules"].as_array().unwrap(), "spend_299_save_50"),

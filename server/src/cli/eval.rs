@@ -1,6 +1,6 @@
 //! `weir eval`: evaluate one ruleset over facts from a JSON file and print the
-//! decisions as JSON; `--explain` adds every rule, whether it fired, and the values of
-//! the facts its conditions read.
+//! decisions as JSON; `--explain` adds every rule, whether it fired, the value of each
+//! clause of its condition, and the values of the facts its conditions read.
 
 use crate::cli::render::{Human, HumanStyle};
 use crate::cli::sources::{self, LoadedFile};
@@ -252,14 +252,21 @@ pub(crate) fn explain(
 ) -> Json {
     let fired = weir_compiler::testing::fired_rules(d);
     let seen = weir_compiler::explain::fact_values(ruleset, compiled, &input.facts, context);
+    let clauses = weir_compiler::explain::clause_values(ruleset, compiled, &input.facts, context);
+    let quote = |origin: weir_dsl::checked::Origin| {
+        sources
+            .get(origin.file)
+            .and_then(|s| s.text.get(origin.span.range()))
+            .map(str::to_string)
+    };
     let mut rules = Vec::new();
     for (name, kind, at) in weir_compiler::explain::rules(ruleset) {
-        let condition = at.and_then(|origin| {
-            sources
-                .get(origin.file)
-                .and_then(|s| s.text.get(origin.span.range()))
-                .map(str::to_string)
-        });
+        let condition = at.and_then(quote);
+        let parts: Vec<Json> = clauses
+            .iter()
+            .filter(|c| c.rule == name)
+            .map(|c| json!({"clause": quote(c.at), "value": c.value}))
+            .collect();
         let values: Vec<Json> = seen
             .iter()
             .filter(|v| v.rule == name)
@@ -270,6 +277,7 @@ pub(crate) fn explain(
             "kind": kind,
             "fired": fired.contains(&name),
             "condition": condition,
+            "clauses": parts,
             "saw": values,
         }));
     }
