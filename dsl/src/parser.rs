@@ -1131,8 +1131,11 @@ impl<'t> Builder<'t> {
                         .and_then(|r| r.split_once('}'))
                         .and_then(|(hex, _)| {
                             let code = u32::from_str_radix(hex, 16).ok()?;
+                            // Any character a rule file may hold as it is (the
+                            // prescan's rule): a string with a bare carriage return
+                            // formats as `\u{000D}`, which must read back.
                             char::from_u32(code)
-                                .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+                                .filter(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\r'))
                                 .map(|c| (c, hex.len()))
                         });
                     match decoded {

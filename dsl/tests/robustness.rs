@@ -107,6 +107,22 @@ fn nul_bytes_are_reported() {
     assert!(codes(&text).contains(&Code::ForbiddenCharacter));
 }
 
+/// A bare carriage return inside a string (the prescan allows `\r` for CRLF files) is
+/// written by the formatter as `\u{000D}`, and that escape reads back as the same
+/// string (found by `mutated_valid_files_never_panic`). Escapes of characters a rule
+/// file may not hold stay errors.
+#[test]
+fn a_carriage_return_in_a_string_survives_formatting() {
+    let text = "ruleset r currency CNY\nconstraint c {\n  block \"no\rway\"\n}\n";
+    assert!(codes(text).is_empty(), "{:?}", codes(text));
+    let formatted = format_file(text).unwrap();
+    assert!(formatted.contains("\"no\\u{000D}way\""), "{formatted}");
+    assert_eq!(format_file(&formatted).unwrap(), formatted);
+    assert!(codes(&formatted).is_empty(), "{:?}", codes(&formatted));
+    let nul = "ruleset r currency CNY\nconstraint c {\n  block \"no\\u{0000}way\"\n}\n";
+    assert!(!codes(nul).is_empty());
+}
+
 #[test]
 fn unterminated_string_at_end_of_file() {
     let text = "ruleset r currency CNY\nconstraint c {\n  block \"no";
