@@ -33,6 +33,7 @@ both_backends!(
     idempotent_replay_and_conflict,
     bad_input_is_typed_and_writes_nothing,
     concurrent_orders_never_oversell,
+    orders_racing_for_a_budget_are_placed_without_the_promotion,
 );
 
 fn shop_rules() -> Rules {
@@ -465,6 +466,51 @@ async fn bad_input_is_typed_and_writes_nothing(kind: Kind) {
     let record = s.order(T, &out.placed.order_id).await.unwrap().unwrap();
     assert_eq!(record.lines.len(), 1000);
     assert_eq!(h.scalar("SELECT COUNT(*) FROM orders").await, 1);
+    h.cleanup().await;
+}
+
+/// 24 customers order at once while the promotion's ¥100 budget pays for two ¥50
+/// discounts: each plans with the discount, the store admits two, and every other order
+/// is planned again on the new budget use and placed without it — none is refused.
+async fn orders_racing_for_a_budget_are_placed_without_the_promotion(kind: Kind) {
+    let h = Harness::open(kind).await;
+    setup(h.store.as_ref()).await;
+    let rules = Arc::new(shop_rules());
+    let start = Arc::new(tokio::sync::Barrier::new(24));
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (store, rules, start) = (h.store.clone(), rules.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut req = request(json!([serum(2)]));
+            req.customer.insert("id".into(), json!(format!("c-{i}")));
+            req.customer
+                .insert("device".into(), json!(format!("d-{i}")));
+            start.wait().await;
+            orders::place_order(store.as_ref(), &rules, T, &req, None).await
+        }));
+    }
+    let mut discounts = Vec::new();
+    for task in tasks {
+        let placed = task
+            .await
+            .unwrap()
+            .expect("no order is refused for the budget");
+        discounts.push(
+            placed.decisions["promotions"]["total_discount_minor"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    discounts.sort_unstable();
+    let mut expected = vec![0; 22];
+    expected.extend([5_000, 5_000]);
+    assert_eq!(discounts, expected);
+    let s = h.store.as_ref();
+    assert_eq!(
+        s.budget_usage(T, "spend_299_save_50").await.unwrap(),
+        Some((10_000, 10_000))
+    );
+    assert_eq!(h.scalar("SELECT COUNT(*) FROM orders").await, 24);
     h.cleanup().await;
 }
 

@@ -168,16 +168,19 @@ struct PlannedShipment {
     sops: Vec<String>,
 }
 
-/// How many times an order is planned again when stock it was planned on went to
-/// another order between the read and the commit.
+/// How many times an order is planned again when stock, a promotion's budget or a
+/// customer's limit it was planned on went to another order between the read and the
+/// commit.
 pub const MAX_ATTEMPTS: usize = 4;
 
 /// Places an order for `tenant` with `rules`. `idempotency_key`: the same key with the
 /// same request returns the first result; with a different request, an error.
 ///
 /// Stock is read, the order planned, then committed with conditional decrements; if
-/// another order took the stock in between, the commit fails as a whole and the order
-/// is planned again on a fresh read (up to [`MAX_ATTEMPTS`] times).
+/// another order took the stock, a promotion's last budget or the customer's last use
+/// of a limited promotion in between, the commit fails as a whole and the order is
+/// planned again on a fresh read (up to [`MAX_ATTEMPTS`] times) — without the
+/// promotion, if the rules no longer grant it.
 ///
 /// A retry of an order already placed answers from what was stored, even if stock or
 /// rules changed since (the pipeline would decide differently now): the key is looked
@@ -200,8 +203,15 @@ pub async fn place_order(
     let mut attempt = 1;
     loop {
         match place_once(store, rules, tenant, request, idempotency_key, &order_id).await {
+            // What the order was planned on went to another order between the read
+            // and the commit: plan again on a fresh read. For stock that may mean
+            // another location; for a promotion's budget or a customer's limit, the
+            // order without that promotion (the rules see the new use).
             Err(OrderError::Place(
-                PlaceError::OutOfStock { .. } | PlaceError::LotsUnavailable { .. },
+                PlaceError::OutOfStock { .. }
+                | PlaceError::LotsUnavailable { .. }
+                | PlaceError::BudgetExhausted { .. }
+                | PlaceError::LimitReached { .. },
             )) if attempt < MAX_ATTEMPTS => attempt += 1,
             result => return result,
         }
