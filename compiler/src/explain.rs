@@ -1,10 +1,11 @@
-//! What `--explain` shows: every rule with where its condition is, and the value of
-//! every fact path and counter its conditions read, evaluated by the reference
-//! interpreter over the same encoded input the engines saw.
+//! What `--explain` shows: every rule with where its condition is, the value of each
+//! clause of the condition, and the value of every fact path and counter its conditions
+//! read — evaluated by the reference interpreter ([`Probe`]) over the same encoded input
+//! and runtime lists the engines saw.
 
 use crate::abi::{self, Facts, Interner};
-use crate::evaluate::{runtime_lists, Context};
-use crate::interp::Machine;
+use crate::evaluate::{runtime_lists, Context, Lists};
+use crate::interp::{Machine, Trap};
 use crate::numeric::ABSENT;
 use crate::Compiled;
 use weir_dsl::checked::{Action, Origin, Ruleset, TExpr, TExprKind};
@@ -96,48 +97,99 @@ fn conditions(ruleset: &Ruleset) -> Vec<(String, Vec<&TExpr>)> {
     out
 }
 
-/// The values every rule's conditions read, for these facts.
-pub fn fact_values(
-    ruleset: &Ruleset,
-    compiled: &Compiled,
-    facts: &Facts,
-    context: &Context,
-) -> Vec<Seen> {
-    let mut interner = Interner::new(&compiled.manifest.strings);
-    let Ok(input) = abi::encode(ruleset, facts, &mut interner) else {
-        return Vec::new();
-    };
-    let lists = runtime_lists(context, &mut interner);
-    let mut seen = Vec::new();
-    for (rule, exprs) in conditions(ruleset) {
-        let mut found = Vec::new();
-        for e in exprs {
-            paths(e, &mut found);
-        }
-        let mut done: Vec<String> = Vec::new();
-        for e in found {
-            let path = describe_path(e, ruleset);
-            if done.contains(&path) {
-                continue;
-            }
-            done.push(path.clone());
-            let Ok((ir, back)) = crate::lower::lower_expr(ruleset, e, interner.clone()) else {
-                continue;
-            };
-            interner = back;
-            let mut machine = Machine::new(&compiled.program, &input, &lists);
-            let value = match machine.eval(&ir) {
-                Ok(word) => format_word(word, &e.ty, ruleset, &interner),
-                Err(trap) => format!("<{trap}>"),
-            };
-            seen.push(Seen {
-                rule: rule.clone(),
-                path,
-                value,
-            });
-        }
+/// The reference interpreter over one evaluation's encoded facts and runtime lists:
+/// evaluates a rule's parts (fact paths, clauses) on their own, as the engines saw them.
+pub struct Probe<'a> {
+    ruleset: &'a Ruleset,
+    compiled: &'a Compiled,
+    interner: Interner,
+    input: Vec<u8>,
+    lists: Lists,
+}
+
+impl<'a> Probe<'a> {
+    /// `None` if the facts do not encode (the evaluation itself then failed first).
+    pub fn new(
+        ruleset: &'a Ruleset,
+        compiled: &'a Compiled,
+        facts: &Facts,
+        context: &Context,
+    ) -> Option<Probe<'a>> {
+        let mut interner = Interner::new(&compiled.manifest.strings);
+        let input = abi::encode(ruleset, facts, &mut interner).ok()?;
+        let lists = runtime_lists(context, &mut interner);
+        Some(Probe {
+            ruleset,
+            compiled,
+            interner,
+            input,
+            lists,
+        })
     }
-    seen
+
+    /// `None` if `e` cannot be evaluated on its own.
+    fn eval(&mut self, e: &TExpr) -> Option<Result<i64, Trap>> {
+        let (ir, interner) =
+            crate::lower::lower_expr(self.ruleset, e, self.interner.clone()).ok()?;
+        self.interner = interner;
+        Some(Machine::new(&self.compiled.program, &self.input, &self.lists).eval(&ir))
+    }
+
+    /// The values every rule's conditions read.
+    pub fn fact_values(&mut self) -> Vec<Seen> {
+        let ruleset = self.ruleset;
+        let mut seen = Vec::new();
+        for (rule, exprs) in conditions(ruleset) {
+            let mut found = Vec::new();
+            for e in exprs {
+                paths(e, &mut found);
+            }
+            let mut done: Vec<String> = Vec::new();
+            for e in found {
+                let path = describe_path(e, ruleset);
+                if done.contains(&path) {
+                    continue;
+                }
+                done.push(path.clone());
+                let value = match self.eval(e) {
+                    None => continue,
+                    Some(Ok(word)) => format_word(word, &e.ty, ruleset, &self.interner),
+                    Some(Err(trap)) => format!("<{trap}>"),
+                };
+                seen.push(Seen {
+                    rule: rule.clone(),
+                    path,
+                    value,
+                });
+            }
+        }
+        seen
+    }
+
+    /// The value of every clause of every rule's `when` ([`clauses`]).
+    pub fn clause_values(&mut self) -> Vec<Clause> {
+        let mut out = Vec::new();
+        for (rule, origin, when) in whens(self.ruleset) {
+            let mut parts = Vec::new();
+            clauses(when, &mut parts);
+            for clause in parts {
+                let value = match self.eval(clause) {
+                    None => continue,
+                    Some(Ok(word)) => (word != 0).to_string(),
+                    Some(Err(trap)) => format!("<{trap}>"),
+                };
+                out.push(Clause {
+                    rule: rule.to_owned(),
+                    at: Origin {
+                        file: origin.file,
+                        span: clause.span,
+                    },
+                    value,
+                });
+            }
+        }
+        out
+    }
 }
 
 /// One clause of a rule's condition and the value it had.
@@ -150,9 +202,28 @@ pub struct Clause {
     pub value: String,
 }
 
-/// The clauses of `when`: the operands of its top-level chain of `and` (or of `or`),
-/// each split again while it is the same kind of chain; a condition that is neither
-/// is one clause.
+/// The rules with a `when`: name, where the rule is, the condition.
+fn whens(ruleset: &Ruleset) -> Vec<(&str, Origin, &TExpr)> {
+    let promotions = ruleset
+        .promotions
+        .iter()
+        .map(|p| (&p.name, p.origin, &p.when));
+    let constraints = ruleset
+        .constraints
+        .iter()
+        .map(|c| (&c.name, c.origin, &c.when));
+    let risks = ruleset.risks.iter().map(|r| (&r.name, r.origin, &r.when));
+    let sops = ruleset.sops.iter().map(|s| (&s.name, s.origin, &s.when));
+    promotions
+        .chain(constraints)
+        .chain(risks)
+        .chain(sops)
+        .filter_map(|(name, origin, when)| when.as_ref().map(|w| (name.as_str(), origin, w)))
+        .collect()
+}
+
+/// The clauses of `when`: the operands of its top-level chain of `and` (or of `or`);
+/// a condition that is neither is one clause.
 fn clauses<'a>(when: &'a TExpr, out: &mut Vec<&'a TExpr>) {
     match &when.kind {
         TExprKind::And(..) => split(when, true, out),
@@ -173,70 +244,6 @@ fn split<'a>(e: &'a TExpr, and: bool, out: &mut Vec<&'a TExpr>) {
         }
         _ => out.push(e),
     }
-}
-
-/// The value of every clause of every rule's `when`, for these facts, evaluated by the
-/// reference interpreter over the same encoded input and runtime lists the engines saw.
-/// A clause that reads a quantifier's variable cannot stand alone and is left out.
-pub fn clause_values(
-    ruleset: &Ruleset,
-    compiled: &Compiled,
-    facts: &Facts,
-    context: &Context,
-) -> Vec<Clause> {
-    let mut interner = Interner::new(&compiled.manifest.strings);
-    let Ok(input) = abi::encode(ruleset, facts, &mut interner) else {
-        return Vec::new();
-    };
-    let lists = runtime_lists(context, &mut interner);
-    let whens = ruleset
-        .promotions
-        .iter()
-        .map(|p| (&p.name, p.origin, p.when.as_ref()))
-        .chain(
-            ruleset
-                .constraints
-                .iter()
-                .map(|c| (&c.name, c.origin, c.when.as_ref())),
-        )
-        .chain(
-            ruleset
-                .risks
-                .iter()
-                .map(|r| (&r.name, r.origin, r.when.as_ref())),
-        )
-        .chain(
-            ruleset
-                .sops
-                .iter()
-                .map(|s| (&s.name, s.origin, s.when.as_ref())),
-        );
-    let mut out = Vec::new();
-    for (rule, origin, when) in whens {
-        let Some(when) = when else { continue };
-        let mut parts = Vec::new();
-        clauses(when, &mut parts);
-        for clause in parts {
-            let Ok((ir, back)) = crate::lower::lower_expr(ruleset, clause, interner.clone()) else {
-                continue;
-            };
-            interner = back;
-            let mut machine = Machine::new(&compiled.program, &input, &lists);
-            let value = match machine.eval(&ir) {
-                Ok(word) => (word != 0).to_string(),
-                Err(trap) => format!("<{trap}>"),
-            };
-            out.push(Clause {
-                rule: rule.clone(),
-                at: Origin {
-                    file: origin.file,
-                    span: clause.span,
-                },
-                value,
-            });
-        }
-    }
-    out
 }
 
 fn describe_path(e: &TExpr, ruleset: &Ruleset) -> String {

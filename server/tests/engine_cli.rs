@@ -222,19 +222,11 @@ fn eval_explain_shows_each_rule_and_the_facts_it_read() {
 /// shown, not only those up to the first false one.
 #[test]
 fn eval_explain_clauses_read_the_runtime_lists() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("facts.json");
     let order =
         std::fs::read_to_string(format!("{}/../{ORDER}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    std::fs::write(&path, order.replace("\"dev-7\"", "\"dev-666\"")).unwrap();
-    let json = eval_json(&[
-        "eval",
-        "--ruleset",
-        BEAUTY,
-        "--input",
-        path.to_str().unwrap(),
-        "--explain",
-    ]);
+    let out = eval_with_args(&order.replace("\"dev-7\"", "\"dev-666\""), &["--explain"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rules = json["explain"].as_array().unwrap();
     let rule = |name: &str| rules.iter().find(|r| r["rule"] == name).unwrap().clone();
     let blocked = rule("blocked_device");
@@ -252,19 +244,26 @@ fn eval_explain_clauses_read_the_runtime_lists() {
     );
 }
 
-fn eval_with(facts: &str) -> Output {
+/// `weir eval` of the beauty ruleset over `facts`, with `more` arguments.
+fn eval_with_args(facts: &str, more: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("facts.json");
     std::fs::write(&path, facts).unwrap();
-    let out = weir(&[
+    let mut args = vec![
         "eval",
         "--ruleset",
         BEAUTY,
         "--input",
         path.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let out = weir(&args);
     no_panic(&out);
     out
+}
+
+fn eval_with(facts: &str) -> Output {
+    eval_with_args(facts, &[])
 }
 
 /// `counters` entries with `"kind": "customers"` fill `customers(KEY, WINDOW)`; without

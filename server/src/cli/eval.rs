@@ -251,8 +251,12 @@ pub(crate) fn explain(
     sources: &[SourceText],
 ) -> Json {
     let fired = weir_compiler::testing::fired_rules(d);
-    let seen = weir_compiler::explain::fact_values(ruleset, compiled, &input.facts, context);
-    let clauses = weir_compiler::explain::clause_values(ruleset, compiled, &input.facts, context);
+    let mut probe = weir_compiler::explain::Probe::new(ruleset, compiled, &input.facts, context);
+    let seen = probe.as_mut().map(|p| p.fact_values()).unwrap_or_default();
+    let clauses = probe
+        .as_mut()
+        .map(|p| p.clause_values())
+        .unwrap_or_default();
     let quote = |origin: weir_dsl::checked::Origin| {
         sources
             .get(origin.file)
