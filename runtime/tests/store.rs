@@ -13,12 +13,12 @@ mod common;
 use common::{location, simple_order, stocked, Harness, Kind, T0};
 use serde_json::json;
 use weir_runtime::store::{
-    Adjustment, BudgetUse, DecisionRecord, Idempotency, LimitUse, LocationKind, LotRef,
-    MovementKind, NewApiKey, NewDecision, NewEvent, NewHold, NewLine, NewOrder, NewPresale,
-    NewReservation, NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder,
-    OrderFilter, OrderReads, OrderState, PlaceError, PresaleState, Receipt, ReservationStatus,
-    ReturnLine, ReturnState, ShipmentLine, StepCompletion, StepState, Store, StoreConfig,
-    StoreError, VelocityKey, VelocityRead, WorkOrderState,
+    Adjustment, BudgetUse, Idempotency, LimitUse, LocationKind, LotRef, MovementKind, NewApiKey,
+    NewDecision, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation, NewReturn,
+    NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter, OrderReads,
+    OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine, ReturnState,
+    ShipmentLine, StepCompletion, StepState, Store, StoreConfig, StoreError, VelocityKey,
+    VelocityRead, WorkOrderState,
 };
 
 const A: &str = "acme";
@@ -652,13 +652,12 @@ fn full_order(tenant: &str, id: &str) -> NewOrder {
             lines: vec![ShipmentLine { line_no: 2, qty: 1 }],
         },
     ];
-    o.decision = Some(NewDecision::from(&DecisionRecord {
-        ruleset_hash: "sha256:abc".into(),
-        hooks: json!({"pricing": {"discount": 5000}, "routing": {"wh": 0.9, "store": 0.4}}),
-        fired_rules: vec!["spend_299_save_50".into(), "flammable_not_by_air".into()],
-        facts_digest: "sha256:facts".into(),
-        facts: Some(json!({"order": {"subtotal": 39800}})),
-    }));
+    o.decision = Some(NewDecision::render(
+        "sha256:abc",
+        &json!({"pricing": {"discount": 5000}, "routing": {"wh": 0.9, "store": 0.4}}),
+        &["spend_299_save_50".into(), "flammable_not_by_air".into()],
+        &json!({"order": {"subtotal": 39800}}),
+    ));
     o.budgets = vec![BudgetUse {
         key: "spend_299_save_50".into(),
         amount: 5_000,

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use common::{location, simple_order, stocked, Harness, Kind, T0};
 use serde_json::json;
 use weir_runtime::store::{
-    BudgetUse, DecisionRecord, FaultInjector, LimitUse, LocationKind, LotRef, NewDecision,
-    NewEvent, NewLine, NewPresale, NewReservation, NewShipment, NewStep, NewWave, NewWorkOrder,
-    PlaceError, Receipt, ShipmentLine, StoreConfig, StoreError, VelocityKey, WriteStep,
+    BudgetUse, FaultInjector, LimitUse, LocationKind, LotRef, NewDecision, NewEvent, NewLine,
+    NewPresale, NewReservation, NewShipment, NewStep, NewWave, NewWorkOrder, PlaceError, Receipt,
+    ShipmentLine, StoreConfig, StoreError, VelocityKey, WriteStep,
 };
 
 const T: &str = "acme";
@@ -73,13 +73,12 @@ fn order(id: &str) -> weir_runtime::store::NewOrder {
         packaging: vec!["box".into()],
         lines: vec![ShipmentLine { line_no: 1, qty: 2 }],
     });
-    o.decision = Some(NewDecision::from(&DecisionRecord {
-        ruleset_hash: "h".into(),
-        hooks: json!({}),
-        fired_rules: vec!["r".into()],
-        facts_digest: "d".into(),
-        facts: None,
-    }));
+    o.decision = Some(NewDecision::render(
+        "h",
+        &json!({}),
+        &["r".into()],
+        &json!({}),
+    ));
     o.budgets.push(BudgetUse {
         key: "b".into(),
         amount: 10,

@@ -286,9 +286,12 @@ async fn place_once(
             let placed = store.place_order(*new).await?;
             Ok(OrderOutcome { placed, decisions })
         }
-        Planned::Earlier { order_id, hash } => {
-            let key = idempotency_key.unwrap_or_default();
-            match replay_of(store, tenant, key, request, order_id, &hash).await? {
+        Planned::Earlier {
+            key,
+            order_id,
+            hash,
+        } => {
+            match replay_of(store, tenant, &key, request, order_id, &hash).await? {
                 Some(outcome) => Ok(outcome),
                 // Found by its key a moment ago, gone now: a store that lost an order.
                 None => Err(OrderError::Place(PlaceError::Store(StoreError::Corrupt(
@@ -303,7 +306,11 @@ async fn place_once(
 /// same idempotency key placed.
 enum Planned {
     New(Box<NewOrder>, Json),
-    Earlier { order_id: String, hash: String },
+    Earlier {
+        key: String,
+        order_id: String,
+        hash: String,
+    },
 }
 
 /// What an order would become, decided but not written.
@@ -397,8 +404,12 @@ async fn plan(
         idempotency_key: idempotency_key.map(str::to_owned),
     };
     let readings = store.order_reads(tenant, &reads).await?;
-    if let Some((order_id, hash)) = readings.earlier {
-        return Ok(Planned::Earlier { order_id, hash });
+    if let (Some((order_id, hash)), Some(key)) = (readings.earlier, idempotency_key) {
+        return Ok(Planned::Earlier {
+            key: key.to_owned(),
+            order_id,
+            hash,
+        });
     }
     if request.currency != manifest.currency {
         return Err(OrderError::CurrencyMismatch {
@@ -621,7 +632,6 @@ async fn plan(
     new.velocity = velocity_keys(&needs);
     new.work_orders = work_orders(rules, &decisions, &shipments, &order_id, now_ms);
     let (record, hooks) = decision_record(rules, &decisions, &candidates, &shipments, &document);
-    drop(document);
     new.events.push(NewEvent {
         aggregate_type: "order".into(),
         aggregate_id: order_id.clone(),

@@ -115,19 +115,10 @@ impl Drop for ReadBatcher {
 /// each takes what is waiting when it is free.
 async fn read_loop(pool: Pool<Db>, clock: Arc<dyn Clock>, queue: Queue) {
     loop {
-        let mut jobs = Vec::new();
-        {
-            let mut queue = queue.lock().await;
-            match queue.recv().await {
-                Some(job) => jobs.push(job),
-                None => return,
-            }
-            while jobs.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        // Waits for one job, then takes every job waiting, up to the batch size.
+        if queue.lock().await.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+            return;
         }
         let now = clock.now_millis();
         let mut by_tenant: BTreeMap<String, Vec<ReadJob>> = BTreeMap::new();

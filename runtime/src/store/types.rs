@@ -431,19 +431,6 @@ impl NewDecision {
     }
 }
 
-/// A record as given (its digest included), e.g. one read back from a store.
-impl From<&DecisionRecord> for NewDecision {
-    fn from(record: &DecisionRecord) -> NewDecision {
-        NewDecision {
-            ruleset_hash: record.ruleset_hash.clone(),
-            hooks: record.hooks.to_string(),
-            fired_rules: serde_json::Value::from(record.fired_rules.as_slice()).to_string(),
-            facts_digest: record.facts_digest.clone(),
-            facts: record.facts.as_ref().map(serde_json::Value::to_string),
-        }
-    }
-}
-
 /// Consume `amount` of a budget whose cap is `cap` (the rule's), or fail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetUse {
