@@ -401,7 +401,8 @@ impl NewDecision {
         NewDecision {
             ruleset_hash: ruleset_hash.to_owned(),
             hooks: hooks.to_string(),
-            fired_rules: serde_json::Value::from(fired_rules).to_string(),
+            // A list of strings always serialises.
+            fired_rules: serde_json::to_string(fired_rules).unwrap_or_default(),
             facts_digest: crate::digest::sha256_hex(facts.as_bytes()),
             facts: Some(facts),
         }
