@@ -8,7 +8,10 @@
 
 use crate::ir::HeaderSlot;
 use crate::numeric::ABSENT;
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use weir_dsl::checked::{Ruleset, Value};
 use weir_dsl::schema;
@@ -35,7 +38,7 @@ pub enum EncodeError {
 /// the facts of a small order).
 #[derive(Debug, Clone, Default)]
 pub struct InternTable {
-    ids: HashMap<String, i64>,
+    ids: HashMap<String, i64, RandomState>,
     strings: Vec<String>,
 }
 
@@ -63,11 +66,31 @@ impl InternTable {
 /// Strings to ids: the module's literals get the ids of its string table; other
 /// strings met while encoding get fresh ids after them. Equality of ids is equality
 /// of strings, which is all the language can ask of a string.
+///
+/// Fresh strings are appended to one text arena and found through a hash table of
+/// their indices, so interning a new string costs no allocation of its own. The hasher
+/// is seeded per process (foldhash), so crafted SKUs cannot force collisions.
 #[derive(Debug, Clone, Default)]
 pub struct Interner {
     base: Arc<InternTable>,
-    ids: HashMap<String, i64>,
-    strings: Vec<String>,
+    /// The fresh strings, end to end.
+    text: String,
+    /// Where each fresh string ends in `text` (fresh string `i` has id
+    /// `base.len() + i`).
+    ends: Vec<usize>,
+    /// Fresh strings by hash, as indices into `ends`.
+    fresh: HashTable<usize>,
+    hasher: RandomState,
+}
+
+/// Fresh string `index` of an interner's arena.
+fn fresh_str<'a>(text: &'a str, ends: &[usize], index: usize) -> &'a str {
+    let start = match index.checked_sub(1) {
+        Some(before) => ends.get(before).copied().unwrap_or(0),
+        None => 0,
+    };
+    let end = ends.get(index).copied().unwrap_or(start);
+    text.get(start..end).unwrap_or("")
 }
 
 impl Interner {
@@ -78,35 +101,60 @@ impl Interner {
 
     /// An interner over a shared, prebuilt string table (see [`crate::Compiled`]).
     pub fn with_table(base: Arc<InternTable>) -> Interner {
+        // Room for the strings of a typical order up front (SKUs, categories, tags,
+        // locations): growing the table and the arena step by step cost more than
+        // hashing.
         Interner {
             base,
-            ids: HashMap::new(),
-            strings: Vec::new(),
+            text: String::with_capacity(1024),
+            ends: Vec::with_capacity(64),
+            fresh: HashTable::with_capacity(64),
+            hasher: RandomState::default(),
         }
     }
 
     pub fn intern(&mut self, s: &str) -> i64 {
-        if let Some(id) = self.id(s) {
-            return id;
+        if let Some(id) = self.base.ids.get(s) {
+            return *id;
         }
-        let id = (self.base.len() + self.strings.len()) as i64;
-        self.ids.insert(s.to_string(), id);
-        self.strings.push(s.to_string());
-        id
+        let hash = self.hasher.hash_one(s);
+        let Interner {
+            base,
+            text,
+            ends,
+            fresh,
+            hasher,
+        } = self;
+        if let Some(index) = fresh.find(hash, |i| fresh_str(text, ends, *i) == s) {
+            return (base.len() + *index) as i64;
+        }
+        let index = ends.len();
+        text.push_str(s);
+        ends.push(text.len());
+        fresh.insert_unique(hash, index, |i| hasher.hash_one(fresh_str(text, ends, *i)));
+        (base.len() + index) as i64
     }
 
     /// The id of a string already interned.
     pub fn id(&self, s: &str) -> Option<i64> {
-        self.base.ids.get(s).or_else(|| self.ids.get(s)).copied()
+        if let Some(id) = self.base.ids.get(s) {
+            return Some(*id);
+        }
+        let hash = self.hasher.hash_one(s);
+        self.fresh
+            .find(hash, |i| fresh_str(&self.text, &self.ends, *i) == s)
+            .map(|index| (self.base.len() + *index) as i64)
     }
 
     pub fn resolve(&self, id: i64) -> Option<&str> {
         let index = usize::try_from(id).ok()?;
         match index.checked_sub(self.base.len()) {
-            None => self.base.strings.get(index),
-            Some(extra) => self.strings.get(extra),
+            None => self.base.strings.get(index).map(String::as_str),
+            Some(extra) if extra < self.ends.len() => {
+                Some(fresh_str(&self.text, &self.ends, extra))
+            }
+            Some(_) => None,
         }
-        .map(String::as_str)
     }
 }
 

@@ -9,7 +9,6 @@ use crate::outcome::{
     self, ConstraintOutcome, Line, PromotionOutcome, RiskOutcome, RouteOutcome, Usage,
 };
 use crate::Compiled;
-use std::collections::{HashMap, HashSet};
 use weir_dsl::checked::Value;
 use weir_dsl::schema;
 
@@ -63,7 +62,7 @@ impl Engine for Interpreter<'_> {
 /// Runtime lists for one evaluation: list index → members (interned ids or ints).
 #[derive(Debug, Clone, Default)]
 pub struct Lists {
-    members: HashMap<u32, HashSet<i64>>,
+    members: foldhash::HashMap<u32, foldhash::HashSet<i64>>,
 }
 
 impl Lists {
