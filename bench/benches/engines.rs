@@ -1,10 +1,12 @@
 //! The engine benchmark of issue #3: one ruleset (`fixtures/beauty40.weir`, 47 rules over
 //! every hook) and one 5-line order, decided side by side by
 //!
-//! - (a1) weir's WebAssembly guest: `LoadedModule::call` per hook (a fresh pooled
-//!   instance per call, as the runtime always does), and the guest code alone on a warm
-//!   wasmtime instance built here with the runtime's settings (the runtime has no API
-//!   to reuse an instance, by design: docs/abi.md, "No state between calls");
+//! - (a1) weir's WebAssembly guest: `LoadedModule::call` per hook (each call an
+//!   evaluation of its own: a warm instance, reset after it), `LoadedModule::call_all`
+//!   (the six calls of one evaluation in one instance), and the guest code alone on a
+//!   warm wasmtime instance built here with the runtime's settings, never reset (the
+//!   runtime resets every instance between evaluations: docs/abi.md, "No state between
+//!   evaluations");
 //! - (a2) weir's whole path: encode the facts, call every hook, decode and combine
 //!   (`weir_compiler::evaluate::evaluate` with `WasmEngine`);
 //! - (b) the reference interpreter (`evaluate` with `Interpreter`);
@@ -51,8 +53,8 @@ fn labels(inputs: &[(interp::Hook, Vec<u8>)]) -> Vec<String> {
         .collect()
 }
 
-/// One instance of the module kept warm: the guest code without the per-call store,
-/// instantiation, input copy and output copy of `LoadedModule::call`. Same compiler
+/// One instance of the module kept warm and never reset: the guest code without the
+/// reset, fuel set-up, input copy and output copy of `LoadedModule::call`. Same compiler
 /// settings as `weir_runtime::Engine` (Cranelift, `OptLevel::Speed`, fuel metering on).
 struct Warm {
     store: Store<Lists>,

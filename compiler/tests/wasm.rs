@@ -365,10 +365,14 @@ fn modules_validate_export_every_hook_and_import_only_what_they_use() {
             "constraints",
             "risk",
             "sop_triggers",
+            "state_in_ptr",
+            "state_limit",
+            "state_out_base",
+            "state_out_ptr",
         ] {
             assert!(exports.iter().any(|e| e == name), "{name} missing");
         }
-        assert_eq!(exports.len(), 7, "{exports:?}");
+        assert_eq!(exports.len(), 11, "{exports:?}");
         let manifest = weir_compiler::wasm::read_manifest(&bytes).unwrap();
         assert_eq!(manifest, compiled.manifest);
     }

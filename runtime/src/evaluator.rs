@@ -13,8 +13,8 @@ impl ListLookup for Lists {
     }
 }
 
-/// Runs hooks in a compiled module: one fresh instance per evaluation (`run_all`), or
-/// per call (`run`).
+/// Runs hooks in a compiled module: one instance per evaluation (`run_all`), or per
+/// call (`run`), warm and reset or fresh (`LoadedModule::call_all`).
 pub struct WasmEngine<'a> {
     pub module: &'a LoadedModule,
 }

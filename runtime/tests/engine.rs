@@ -390,9 +390,9 @@ fn state_does_not_leak_between_calls() {
             r#"(module
   (memory (export "memory") 1)
   (global (export "input_base") i32 (i32.const 64))
-  (global $count (mut i32) (i32.const 0))
+  (global $count (export "count") (mut i32) (i32.const 0))
   {PACK}
-  ;; Bumps a global and a memory cell; both start from scratch in a fresh instance.
+  ;; Bumps a global and a memory cell; both start from scratch in every evaluation.
   (func (export "promotions") (param i32 i32) (result i64)
     (global.set $count (i32.add (global.get $count) (i32.const 1)))
     (i32.store (i32.const 0) (global.get $count))
@@ -407,6 +407,188 @@ fn state_does_not_leak_between_calls() {
             expected
         );
     }
+    // ...although every call ran in the same, reset, instance.
+    assert!(module.reuses_instances());
+    assert_eq!(module.instances_created(), 1);
+
+    // The same without warm instances: a fresh instance per call.
+    let cold = Engine::new(&EngineConfig {
+        warm_instances: 0,
+        ..config()
+    })
+    .unwrap();
+    let artifact = cold.precompile(&wasm(&counter_wat())).unwrap();
+    let module = cold.load("beauty", &artifact).unwrap();
+    assert!(!module.reuses_instances());
+    for _ in 0..3 {
+        let out = module.call(Hook::Promotions, b"", &NoLists).unwrap();
+        assert_eq!(out.bytes, 1i32.to_le_bytes());
+    }
+    assert_eq!(module.instances_created(), 3);
+}
+
+#[test]
+fn a_module_with_a_hidden_mutable_global_is_rejected() {
+    let error = rejection(&format!(
+        r#"(module {MEMORY_AND_BASE} (global (mut i64) (i64.const 0)) (global $seen (mut i32) (i32.const 0)) (export "seen" (global $seen)))"#
+    ));
+    assert!(
+        matches!(error, EngineError::HiddenGlobal { index: 1 }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("mutable global 1 is not exported"),
+        "{error}"
+    );
+    // Immutable globals need not be exported: they cannot change.
+    let engine = engine();
+    engine
+        .precompile(&wasm(&format!(
+            "(module {MEMORY_AND_BASE} (global i64 (i64.const 7)))"
+        )))
+        .unwrap();
+}
+
+/// A module whose memory starts with data: `promotions` returns the first 8 bytes and
+/// the last 4 of its page as they were when it was called, then overwrites both and
+/// bumps a global; `route` also grows memory by a page; `risk` writes then traps.
+fn scribbling_wat() -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 0) "WEIR-ABI")
+  (global (export "input_base") i32 (i32.const 64))
+  (global $calls (export "calls") (mut i64) (i64.const 100))
+  {PACK}
+  (func $scribble
+    (global.set $calls (i64.add (global.get $calls) (i64.const 1)))
+    (i64.store (i32.const 0) (i64.const -1))
+    (i32.store (i32.const 65532) (i32.const -1)))
+  (func (export "promotions") (param i32 i32) (result i64)
+    (i64.store (i32.const 32) (i64.load (i32.const 0)))
+    (i32.store (i32.const 40) (i32.load (i32.const 65532)))
+    (i64.store (i32.const 44) (global.get $calls))
+    (call $scribble)
+    (call $pack (i32.const 32) (i32.const 20)))
+  (func (export "route") (param i32 i32) (result i64)
+    (i32.store (i32.const 32) (memory.size))
+    (drop (memory.grow (i32.const 1)))
+    (call $pack (i32.const 32) (i32.const 4)))
+  (func (export "risk") (param i32 i32) (result i64)
+    (call $scribble)
+    unreachable))"#
+    )
+}
+
+#[test]
+fn a_reused_instance_is_reset_to_its_initial_memory_image_and_globals() {
+    let engine = engine();
+    let module = load(&engine, "beauty", &scribbling_wat());
+    assert!(module.reuses_instances());
+    let fresh = [b"WEIR-ABI".as_slice(), &[0; 4], &100i64.to_le_bytes()].concat();
+    for _ in 0..4 {
+        let out = module.call(Hook::Promotions, b"", &NoLists).unwrap();
+        assert_eq!(out.bytes, fresh);
+    }
+    assert_eq!(
+        module.instances_created(),
+        1,
+        "one instance, reset each time"
+    );
+
+    // Two calls in one evaluation share the instance: the second sees the first's
+    // writes. The next evaluation does not.
+    let calls: [(Hook, &[u8]); 2] = [(Hook::Promotions, b""), (Hook::Promotions, b"")];
+    let outputs = module.call_all(&calls, &NoLists).unwrap();
+    assert_eq!(outputs[0].bytes, fresh);
+    let scribbled = [[0xff; 8].as_slice(), &[0xff; 4], &101i64.to_le_bytes()].concat();
+    assert_eq!(outputs[1].bytes, scribbled);
+    let out = module.call(Hook::Promotions, b"", &NoLists).unwrap();
+    assert_eq!(out.bytes, fresh);
+    assert_eq!(module.instances_created(), 1);
+}
+
+#[test]
+fn instances_that_grew_or_failed_are_dropped_not_reused() {
+    let engine = engine();
+    let module = load(&engine, "beauty", &scribbling_wat());
+    let fresh = [b"WEIR-ABI".as_slice(), &[0; 4], &100i64.to_le_bytes()].concat();
+    // Every evaluation sees one page: an instance whose memory grew is not kept.
+    for created in 1..=3 {
+        let out = module.call(Hook::Route, b"", &NoLists).unwrap();
+        assert_eq!(out.bytes, 1i32.to_le_bytes());
+        assert_eq!(module.instances_created(), created);
+    }
+    // A trap after scribbling: the instance is dropped; the next evaluation is clean.
+    assert!(matches!(
+        kind(module.call(Hook::Risk, b"", &NoLists)),
+        EvalErrorKind::Trap(_)
+    ));
+    assert_eq!(module.instances_created(), 4);
+    let out = module.call(Hook::Promotions, b"", &NoLists).unwrap();
+    assert_eq!(out.bytes, fresh);
+    assert_eq!(module.instances_created(), 5);
+    let out = module.call(Hook::Promotions, b"", &NoLists).unwrap();
+    assert_eq!(out.bytes, fresh);
+    assert_eq!(module.instances_created(), 5, "kept after a success");
+}
+
+#[test]
+fn modules_with_a_table_or_a_reference_global_never_reuse_instances() {
+    let engine = engine();
+    let module = load(
+        &engine,
+        "beauty",
+        &format!(
+            r#"(module {MEMORY_AND_BASE} (table 1 funcref) {PACK}
+  (func (export "risk") (param i32 i32) (result i64) (call $pack (i32.const 0) (i32.const 0))))"#
+        ),
+    );
+    assert!(!module.reuses_instances());
+    for _ in 0..2 {
+        module.call(Hook::Risk, b"", &NoLists).unwrap();
+    }
+    assert_eq!(module.instances_created(), 2);
+
+    let module = load(
+        &engine,
+        "beauty",
+        &format!(
+            r#"(module {MEMORY_AND_BASE} (global (export "f") (mut funcref) (ref.null func)) {PACK}
+  (func (export "risk") (param i32 i32) (result i64) (call $pack (i32.const 0) (i32.const 0))))"#
+        ),
+    );
+    // (Calls of this module stop with OutOfFuel under the host's wasmtime settings, with
+    // or without reuse: a reference-typed global is outside what rule modules use.)
+    assert!(!module.reuses_instances());
+}
+
+#[test]
+fn warm_instances_across_modules_stay_under_half_the_pool() {
+    // 8 slots: at most 4 warm instances engine-wide, so 6 modules called once each keep
+    // 4 warm, and a second round instantiates only for the other 2.
+    let engine = engine();
+    let modules: Vec<LoadedModule> = (0..6)
+        .map(|i| load(&engine, &format!("ruleset-{i}"), &counter_wat()))
+        .collect();
+    for module in &modules {
+        module.call(Hook::Promotions, b"", &NoLists).unwrap();
+    }
+    for module in &modules {
+        let out = module.call(Hook::Promotions, b"", &NoLists).unwrap();
+        assert_eq!(out.bytes, 1i32.to_le_bytes());
+    }
+    let created: u64 = modules.iter().map(LoadedModule::instances_created).sum();
+    assert_eq!(created, 8);
+    // Dropping modules gives their warm instances back: a new module can keep one.
+    drop(modules);
+    let module = load(&engine, "again", &counter_wat());
+    for _ in 0..3 {
+        module.call(Hook::Promotions, b"", &NoLists).unwrap();
+    }
+    assert_eq!(module.instances_created(), 1);
 }
 
 /// Bumps a global on every call and returns it: shows which calls share an instance.
@@ -415,7 +597,7 @@ fn counter_wat() -> String {
         r#"(module
   (memory (export "memory") 1)
   (global (export "input_base") i32 (i32.const 64))
-  (global $count (mut i32) (i32.const 0))
+  (global $count (export "count") (mut i32) (i32.const 0))
   {PACK}
   (func $bump (param i32 i32) (result i64)
     (global.set $count (i32.add (global.get $count) (i32.const 1)))
@@ -682,6 +864,7 @@ fn config_is_checked() {
     assert_eq!(defaults.fuel_per_call, 1_000_000);
     assert_eq!(defaults.memory_limit_bytes, 4 * 1024 * 1024);
     assert_eq!(defaults.max_instances, 256);
+    assert_eq!(defaults.warm_instances, 8);
 }
 
 // ---- artifacts and the cache ---------------------------------------------------------
@@ -753,6 +936,7 @@ fn artifact_key_depends_on_the_wasm_and_the_codegen_settings() {
         fuel_per_call: 10,
         memory_limit_bytes: 1 << 20,
         max_instances: 2,
+        warm_instances: 0,
     })
     .unwrap();
     assert_eq!(other_limits.artifact_key(&a), engine.artifact_key(&a));

@@ -3,7 +3,8 @@
 //! The module follows docs/abi.md, "Calling a module":
 //!
 //! - exports `memory` (its only memory: one 64 KiB page to start, no maximum; the host
-//!   caps growth), the immutable `i32` global `input_base` (0) and all five hooks,
+//!   caps growth), the immutable `i32` global `input_base` (0), its four mutable globals
+//!   (`state_*`: the host resets them when it reuses an instance) and all five hooks,
 //!   `promotions`, `route`, `constraints`, `risk` and `sop_triggers`, each
 //!   `(input_ptr: i32, input_len: i32) -> i64` returning `output_ptr << 32 | output_len`
 //!   (bytes); a hook the ruleset has nothing for returns an empty output;
@@ -56,6 +57,13 @@ mod globals {
     pub(super) const OUT_BASE: u32 = 3;
     /// Where the next output word goes.
     pub(super) const OUT_PTR: u32 = 4;
+    /// The mutable globals, exported under these names.
+    pub(super) const STATE: [(&str, u32); 4] = [
+        ("state_in_ptr", IN_PTR),
+        ("state_limit", LIMIT),
+        ("state_out_base", OUT_BASE),
+        ("state_out_ptr", OUT_PTR),
+    ];
 }
 
 /// Every expression of a program, for whole-program questions.
@@ -211,6 +219,12 @@ pub fn emit(compiled: &Compiled) -> Result<Vec<u8>, CompileError> {
     let mut export_section = ExportSection::new();
     export_section.export("memory", ExportKind::Memory, 0);
     export_section.export("input_base", ExportKind::Global, globals::INPUT_BASE);
+    // The host resets exported mutable globals when it reuses an instance for the next
+    // evaluation and refuses modules with hidden ones (docs/abi.md, "No state between
+    // evaluations"). The hooks set these on entry anyway.
+    for (name, index) in globals::STATE {
+        export_section.export(name, ExportKind::Global, index);
+    }
     for (i, hook) in Hook::ALL.iter().enumerate() {
         export_section.export(hook.export_name(), ExportKind::Func, imports + i as u32);
     }

@@ -29,13 +29,21 @@ pub struct EngineConfig {
 
     /// How many instances may exist at the same time, across all modules and threads:
     /// the pooling allocator reserves this many instance and memory slots up front.
-    /// Since every call creates (and drops) its own instance, this is the number of
-    /// concurrent calls; one more fails with
-    /// [`EvalErrorKind::Instantiate`](super::EvalErrorKind::Instantiate). Address space
-    /// reserved is about 4 GiB per slot (guard regions that let compiled code skip
-    /// bounds checks), but only touched pages use memory. Default: 256. Must be at
-    /// least 1.
+    /// Evaluations running at the same time each hold one, and so does every warm
+    /// instance waiting for reuse (at most half of them, see `warm_instances`); one more
+    /// fails with [`EvalErrorKind::Instantiate`](super::EvalErrorKind::Instantiate).
+    /// Address space reserved is about 4 GiB per slot (guard regions that let compiled
+    /// code skip bounds checks), but only touched pages use memory. Default: 256. Must
+    /// be at least 1.
     pub max_instances: u32,
+
+    /// How many instances of one module are kept warm, reset to their initial state,
+    /// for the next evaluations (docs/abi.md, "No state between evaluations"): taking a
+    /// warm instance skips creating a store and instantiating. Across all modules at
+    /// most half of `max_instances` are kept, so warm instances never starve new
+    /// evaluations. Set it to the number of threads that evaluate at the same time;
+    /// 0 creates a fresh instance for every evaluation. Default: 8.
+    pub warm_instances: u32,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +52,7 @@ impl Default for EngineConfig {
             fuel_per_call: 1_000_000,
             memory_limit_bytes: 4 * 1024 * 1024,
             max_instances: 256,
+            warm_instances: 8,
         }
     }
 }

@@ -28,6 +28,14 @@ pub enum EngineError {
     #[error("module has a start function; rule modules must not run code when instantiated")]
     StartFunction,
 
+    /// A mutable global is not exported: the host could not reset it when it reuses an
+    /// instance for the next evaluation (docs/abi.md, "No state between evaluations").
+    #[error("mutable global {index} is not exported; rule modules must export every mutable global so the host can reset it between evaluations")]
+    HiddenGlobal {
+        /// The global's index in the module.
+        index: u32,
+    },
+
     /// The module has no memory or more than one.
     #[error("module must define exactly one memory, found {found}")]
     MemoryCount {
@@ -139,7 +147,8 @@ pub struct EvalError {
 }
 
 /// Why a hook call failed. Every kind leaves the [`LoadedModule`](super::LoadedModule)
-/// usable: the next call gets a fresh instance.
+/// usable: the instance that failed is dropped, never reused, and the next call gets a
+/// clean one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalErrorKind {

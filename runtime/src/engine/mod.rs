@@ -11,14 +11,17 @@
 //! - [`LoadedModule::call_all`] runs the hook calls of one evaluation;
 //!   [`LoadedModule::call`] runs one hook on one input.
 //!
-//! **Every evaluation gets a fresh instance.** Instances are never reused across
-//! evaluations: each `call_all` creates a new `Store`, instantiates the module from its
-//! pre-linked `InstancePre` (cheap with the pooling allocator: a slot is taken, the
-//! memory image is mapped copy-on-write), runs the hooks in order, copies each output out
-//! and drops the store. So nothing an evaluation writes — globals, memory, tables — can be
-//! seen by a later one, and an evaluation that fails (fuel, memory, trap) leaves nothing
-//! behind. The hooks of one evaluation share the instance: they see the same facts
-//! (docs/abi.md, "No state between evaluations").
+//! **No evaluation sees another's state.** Each `call_all` runs in an instance no other
+//! evaluation is using: a warm one, reset to the module's initial state, or a fresh one
+//! instantiated from the pre-linked `InstancePre` (cheap with the pooling allocator: a
+//! slot is taken, the memory image is mapped copy-on-write). After a successful
+//! evaluation the instance is reset — its whole linear memory restored to the initial
+//! image, every mutable global (the guest contract makes them all exported) set back to
+//! its initial value — and kept for the next evaluation; an instance whose memory grew,
+//! whose module has a table, or whose evaluation failed (fuel, memory, trap) is dropped
+//! instead. So nothing an evaluation writes can be seen by a later one, and a failure
+//! leaves nothing behind. The hooks of one evaluation share the instance: they see the
+//! same facts (docs/abi.md, "No state between evaluations").
 //!
 //! Nothing here panics on a hostile module: the returned `(ptr, len)` is bounds-checked
 //! before it is read, and every wasmtime error becomes an [`EvalError`].
@@ -30,14 +33,14 @@ mod validate;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Extern, InstanceAllocationStrategy, InstancePre, Linker, Module, ModuleExport, OptLevel,
-    PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Strategy,
-    Trap,
+    Extern, ExternType, Global, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    ModuleExport, Mutability, OptLevel, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Strategy, Trap, TypedFunc, Val,
 };
 
 pub use artifact::{Artifact, ArtifactCache, ArtifactKey, CacheStatus};
@@ -178,6 +181,8 @@ pub struct Engine {
     /// SHA-256 of everything besides the WASM bytes that decides the compiled code.
     fingerprint: [u8; 32],
     compiled: Arc<AtomicU64>,
+    /// Warm instances kept by every module of this engine (at most `max_instances / 2`).
+    warm_total: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for Engine {
@@ -251,6 +256,7 @@ impl Engine {
             config: config.clone(),
             fingerprint,
             compiled: Arc::new(AtomicU64::new(0)),
+            warm_total: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -323,6 +329,36 @@ impl Engine {
             .get_export_index(validate::INPUT_BASE_EXPORT)
             .ok_or(EngineError::MissingExport(validate::INPUT_BASE_EXPORT))?;
         let hooks = Hook::ALL.map(|hook| module.get_export_index(hook.export_name()));
+        // Every mutable global is exported (`validate::check_wasm`), so these are all of
+        // the module's global state.
+        let mutable_globals: Vec<(ModuleExport, wasmtime::GlobalType)> = module
+            .exports()
+            .filter_map(|export| match export.ty() {
+                ExternType::Global(g) if g.mutability() == Mutability::Var => {
+                    Some((module.get_export_index(export.name())?, g))
+                }
+                _ => None,
+            })
+            .collect();
+        // Instances are reused only when all their state can be put back from outside:
+        // a table could be changed by the guest, and a reference-typed global's initial
+        // value belongs to the store it was read in. Modules with either (weir's
+        // compiler emits neither) get a fresh instance per evaluation.
+        let resettable = module.resources_required().num_tables == 0
+            && mutable_globals
+                .iter()
+                .all(|(_, g)| g.content().is_num() || g.content().is_v128());
+        let state = mutable_globals
+            .into_iter()
+            .map(|(export, _)| export)
+            .collect();
+        let warm = (self.config.warm_instances > 0 && resettable).then(|| WarmPool {
+            instances: Mutex::new(Vec::new()),
+            per_module: self.config.warm_instances as usize,
+            total: self.warm_total.clone(),
+            total_cap: self.config.max_instances as usize / 2,
+            initial: OnceLock::new(),
+        });
 
         Ok(LoadedModule {
             ruleset: ruleset.to_owned(),
@@ -331,18 +367,103 @@ impl Engine {
             memory,
             input_base,
             hooks,
+            state,
+            warm,
+            instantiated: AtomicU64::new(0),
             fuel_per_call: self.config.fuel_per_call,
             memory_limit_bytes: self.config.memory_limit_bytes,
         })
     }
 }
 
-/// A store with one instance of a module, alive for the calls of one evaluation.
+/// Instances of one module waiting for the next evaluation, already reset.
+struct WarmPool {
+    instances: Mutex<Vec<Live>>,
+    per_module: usize,
+    /// The engine-wide count of warm instances, shared by every module.
+    total: Arc<AtomicUsize>,
+    total_cap: usize,
+    /// The state a fresh instance starts in, captured from the first one.
+    initial: OnceLock<Initial>,
+}
+
+/// What a fresh instance of a module holds before any call: a reused instance is reset
+/// to exactly this.
+struct Initial {
+    memory_len: usize,
+    /// The initial memory, or `None` when it is all zeros (no data segments).
+    image: Option<Box<[u8]>>,
+    /// Initial values of the module's mutable globals, in `LoadedModule::state` order.
+    globals: Vec<Val>,
+}
+
+impl WarmPool {
+    fn take(&self) -> Option<Live> {
+        let live = self.instances.lock().ok()?.pop()?;
+        self.total.fetch_sub(1, Ordering::Relaxed);
+        Some(live)
+    }
+
+    /// Keeps `live` (already reset) unless this module or the engine has enough warm
+    /// instances; what is not kept is handed back to be dropped outside the lock.
+    fn put(&self, live: Live) -> Option<Live> {
+        let Ok(mut instances) = self.instances.lock() else {
+            return Some(live);
+        };
+        if instances.len() >= self.per_module {
+            return Some(live);
+        }
+        if self.total.fetch_add(1, Ordering::Relaxed) >= self.total_cap {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            return Some(live);
+        }
+        instances.push(live);
+        None
+    }
+}
+
+impl Drop for WarmPool {
+    fn drop(&mut self) {
+        let kept = self
+            .instances
+            .get_mut()
+            .map_or(0, |instances| instances.len());
+        self.total.fetch_sub(kept, Ordering::Relaxed);
+    }
+}
+
+/// A store with one instance of a module: used by one evaluation at a time.
 struct Live {
     store: Store<HostState>,
-    instance: wasmtime::Instance,
     memory: wasmtime::Memory,
     input_ptr: u32,
+    /// The hook functions, by `hook_index`.
+    hooks: [Option<TypedFunc<(i32, i32), i64>>; 5],
+    /// The module's mutable globals (`LoadedModule::state`).
+    state: Vec<Global>,
+}
+
+impl Live {
+    /// Puts the instance back in the state `initial` describes: whole memory, every
+    /// mutable global, the limiter's flag. False when it cannot be (its memory grew):
+    /// then it must be dropped, not reused.
+    fn reset(&mut self, initial: &Initial) -> bool {
+        let data = self.memory.data_mut(&mut self.store);
+        if data.len() != initial.memory_len {
+            return false;
+        }
+        match &initial.image {
+            None => data.fill(0),
+            Some(image) => data.copy_from_slice(image),
+        }
+        for (global, value) in self.state.iter().zip(&initial.globals) {
+            if global.set(&mut self.store, *value).is_err() {
+                return false;
+            }
+        }
+        self.store.data_mut().limiter.memory_limit_hit = false;
+        true
+    }
 }
 
 /// The result of a successful hook call.
@@ -364,6 +485,12 @@ pub struct LoadedModule {
     memory: ModuleExport,
     input_base: ModuleExport,
     hooks: [Option<ModuleExport>; 5],
+    /// The exported mutable globals: all of the module's global state.
+    state: Vec<ModuleExport>,
+    /// `None` when instances are never reused (configured off, or the module has a
+    /// table).
+    warm: Option<WarmPool>,
+    instantiated: AtomicU64,
     fuel_per_call: u64,
     memory_limit_bytes: usize,
 }
@@ -397,11 +524,20 @@ impl LoadedModule {
         self.hooks.get(hook_index(hook)).and_then(Option::as_ref)
     }
 
-    /// Runs `hook` on `input` in a fresh instance, with `lists` answering
-    /// `weir.list_contains`, and returns the output bytes and the fuel used.
-    ///
-    /// The instance is created for this call and dropped after it; see the
-    /// [module docs](self).
+    /// How many instances this module has created: with warm instances, far fewer than
+    /// evaluations.
+    pub fn instances_created(&self) -> u64 {
+        self.instantiated.load(Ordering::Relaxed)
+    }
+
+    /// Whether instances of this module are reset and reused between evaluations.
+    pub fn reuses_instances(&self) -> bool {
+        self.warm.is_some()
+    }
+
+    /// Runs `hook` on `input` as an evaluation of its own (a warm, reset instance or a
+    /// fresh one), with `lists` answering `weir.list_contains`, and returns the output
+    /// bytes and the fuel used. See the [module docs](self).
     pub fn call(
         &self,
         hook: Hook,
@@ -416,11 +552,12 @@ impl LoadedModule {
         })
     }
 
-    /// Runs the hook calls of ONE evaluation in order, in one fresh instance, each call
-    /// with its own fuel budget; stops at the first failure. The calls of one
-    /// evaluation see the same facts, so sharing an instance between them exposes
-    /// nothing new; the instance is dropped afterwards, so nothing reaches the next
-    /// evaluation. Saves an instantiation per hook (about 2 µs each).
+    /// Runs the hook calls of ONE evaluation in order, in one instance no other
+    /// evaluation is using, each call with its own fuel budget; stops at the first
+    /// failure. The calls of one evaluation see the same facts, so sharing an instance
+    /// between them exposes nothing new; afterwards the instance is reset to its
+    /// initial state and kept warm, or dropped (see the [module docs](self)), so nothing
+    /// reaches the next evaluation.
     pub fn call_all(
         &self,
         calls: &[(Hook, &[u8])],
@@ -432,27 +569,45 @@ impl LoadedModule {
             hook,
             kind,
         };
-        let mut exports = Vec::with_capacity(calls.len());
-        for (hook, _) in calls {
-            let export = self
-                .hook_export(*hook)
-                .ok_or_else(|| error(*hook, EvalErrorKind::MissingExport))?;
-            exports.push(export);
+        if let Some((hook, _)) = calls.iter().find(|(hook, _)| !self.has_hook(*hook)) {
+            return Err(error(*hook, EvalErrorKind::MissingExport));
+        }
+        if calls.is_empty() {
+            return Ok(Vec::new());
         }
         CALL_LISTS.set(lists, || {
-            let mut live = self.instantiate().map_err(|kind| error(first, kind))?;
+            let warm = self.warm.as_ref().and_then(WarmPool::take);
+            let mut live = match warm {
+                Some(live) => live,
+                None => self.instantiate().map_err(|kind| error(first, kind))?,
+            };
             let mut outputs = Vec::with_capacity(calls.len());
-            for ((hook, input), export) in calls.iter().zip(exports) {
+            for (hook, input) in calls {
+                // On failure `live` is dropped here: a failed instance is never reused.
                 outputs.push(
-                    self.invoke(&mut live, export, input)
+                    self.invoke(&mut live, *hook, input)
                         .map_err(|kind| error(*hook, kind))?,
                 );
             }
+            self.release(live);
             Ok(outputs)
         })
     }
 
-    /// A fresh store and instance under this module's limits.
+    /// Resets an instance after a successful evaluation and keeps it warm, or drops it.
+    fn release(&self, mut live: Live) {
+        let Some(warm) = &self.warm else { return };
+        let Some(initial) = warm.initial.get() else {
+            return;
+        };
+        if live.reset(initial) {
+            // What the pool does not keep is dropped here, outside its lock.
+            drop(warm.put(live));
+        }
+    }
+
+    /// A fresh store and instance under this module's limits; the first one of a
+    /// reusable module also records the initial state warm instances are reset to.
     fn instantiate(&self) -> Result<Live, EvalErrorKind> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.memory_limit_bytes)
@@ -488,12 +643,46 @@ impl LoadedModule {
             .and_then(Extern::into_global)
             .and_then(|global| global.get(&mut store).i32())
             .ok_or_else(|| EvalErrorKind::Instantiate("no i32 `input_base` export".to_owned()))?;
+        let mut hooks = [None, None, None, None, None];
+        for (slot, export) in hooks.iter_mut().zip(&self.hooks) {
+            let Some(export) = export else { continue };
+            let func = instance
+                .get_module_export(&mut store, export)
+                .and_then(Extern::into_func)
+                .ok_or(EvalErrorKind::MissingExport)?;
+            *slot = Some(
+                func.typed::<(i32, i32), i64>(&store)
+                    .map_err(|e| EvalErrorKind::Instantiate(format!("{e:#}")))?,
+            );
+        }
+        let state = self
+            .state
+            .iter()
+            .map(|export| {
+                instance
+                    .get_module_export(&mut store, export)
+                    .and_then(Extern::into_global)
+                    .ok_or_else(|| EvalErrorKind::Instantiate("a state global vanished".to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.instantiated.fetch_add(1, Ordering::Relaxed);
+        if let Some(warm) = &self.warm {
+            warm.initial.get_or_init(|| {
+                let data = memory.data(&store);
+                Initial {
+                    memory_len: data.len(),
+                    image: data.iter().any(|b| *b != 0).then(|| data.into()),
+                    globals: state.iter().map(|g| g.get(&mut store)).collect(),
+                }
+            });
+        }
         Ok(Live {
             store,
-            instance,
             memory,
             // WASM addresses are unsigned.
             input_ptr: input_base as u32,
+            hooks,
+            state,
         })
     }
 
@@ -501,14 +690,15 @@ impl LoadedModule {
     fn invoke(
         &self,
         live: &mut Live,
-        export: &ModuleExport,
+        hook: Hook,
         input: &[u8],
     ) -> Result<CallOutput, EvalErrorKind> {
         let Live {
             store,
-            instance,
             memory,
             input_ptr,
+            hooks,
+            ..
         } = live;
         let input_ptr = *input_ptr;
         store
@@ -534,13 +724,10 @@ impl LoadedModule {
             .write(&mut *store, input_ptr as usize, input)
             .map_err(|e| EvalErrorKind::Trap(format!("could not write the input: {e}")))?;
 
-        let func = instance
-            .get_module_export(&mut *store, export)
-            .and_then(Extern::into_func)
+        let func = hooks
+            .get(hook_index(hook))
+            .and_then(Option::as_ref)
             .ok_or(EvalErrorKind::MissingExport)?;
-        let func = func
-            .typed::<(i32, i32), i64>(&*store)
-            .map_err(|e| EvalErrorKind::Instantiate(format!("{e:#}")))?;
         let packed = func
             .call(&mut *store, (input_ptr as i32, input_len as i32))
             .map_err(|e| self.classify(store, e, EvalErrorKind::Trap))?;

@@ -28,18 +28,44 @@ pub(crate) fn check_wasm(wasm: &[u8], memory_limit_bytes: usize) -> Result<(), E
     let types = Validator::new().validate_all(wasm).map_err(invalid_wasm)?;
     let types = types.as_ref();
 
-    // The validator's type information has no start section; one pass over the
-    // section headers (function bodies are not decoded) finds it.
+    // The validator's type information has no start section and does not say which
+    // globals are exported; one pass over the section headers (function bodies are not
+    // decoded) finds both.
+    let mut mutable_globals = Vec::new();
+    let mut exported_globals = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
-        match payload {
-            Ok(Payload::StartSection { .. }) => return Err(EngineError::StartFunction),
-            Ok(_) => {}
-            Err(e) => return Err(invalid_wasm(e)),
+        match payload.map_err(invalid_wasm)? {
+            Payload::StartSection { .. } => return Err(EngineError::StartFunction),
+            Payload::GlobalSection(reader) => {
+                for (index, global) in reader.into_iter().enumerate() {
+                    if global.map_err(invalid_wasm)?.ty.mutable {
+                        mutable_globals.push(index as u32);
+                    }
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(invalid_wasm)?;
+                    if export.kind == wasmparser::ExternalKind::Global {
+                        exported_globals.push(export.index);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
     for (module, name, ty) in types.core_imports().into_iter().flatten() {
         check_import(module, name, describe_entity(&types, &ty).as_deref())?;
+    }
+    // Only globals the host can see can be reset when it reuses an instance for the
+    // next evaluation. (No global is imported — the only import allowed is a function —
+    // so the section's indices are the module's.)
+    if let Some(hidden) = mutable_globals
+        .iter()
+        .find(|index| !exported_globals.contains(index))
+    {
+        return Err(EngineError::HiddenGlobal { index: *hidden });
     }
 
     let found = types.memory_count();
