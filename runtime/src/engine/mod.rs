@@ -628,6 +628,11 @@ impl LoadedModule {
             },
         );
         store.limiter(|state| &mut state.limiter);
+        // Instantiation evaluates global initialisers under fuel metering too (a
+        // `ref.func` or `ref.null` initialiser costs fuel): a store with none would trap.
+        store
+            .set_fuel(self.fuel_per_call)
+            .map_err(|e| EvalErrorKind::Instantiate(format!("{e:#}")))?;
 
         let instance = self
             .pre
