@@ -117,22 +117,23 @@ impl Interner {
         if let Some(id) = self.base.ids.get(s) {
             return *id;
         }
+        // One hash serves the lookup and the insertion.
         let hash = self.hasher.hash_one(s);
+        if let Some(index) = self.fresh_index(s, hash) {
+            return self.fresh_id(index);
+        }
+        let index = self.ends.len();
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
         let Interner {
-            base,
             text,
             ends,
             fresh,
             hasher,
+            ..
         } = self;
-        if let Some(index) = fresh.find(hash, |i| fresh_str(text, ends, *i) == s) {
-            return (base.len() + *index) as i64;
-        }
-        let index = ends.len();
-        text.push_str(s);
-        ends.push(text.len());
         fresh.insert_unique(hash, index, |i| hasher.hash_one(fresh_str(text, ends, *i)));
-        (base.len() + index) as i64
+        self.fresh_id(index)
     }
 
     /// The id of a string already interned.
@@ -140,10 +141,19 @@ impl Interner {
         if let Some(id) = self.base.ids.get(s) {
             return Some(*id);
         }
-        let hash = self.hasher.hash_one(s);
+        self.fresh_index(s, self.hasher.hash_one(s))
+            .map(|index| self.fresh_id(index))
+    }
+
+    /// Where `s` (with hash `hash`) sits among the fresh strings.
+    fn fresh_index(&self, s: &str, hash: u64) -> Option<usize> {
         self.fresh
             .find(hash, |i| fresh_str(&self.text, &self.ends, *i) == s)
-            .map(|index| (self.base.len() + *index) as i64)
+            .copied()
+    }
+
+    fn fresh_id(&self, index: usize) -> i64 {
+        (self.base.len() + index) as i64
     }
 
     pub fn resolve(&self, id: i64) -> Option<&str> {
@@ -444,4 +454,37 @@ pub fn word_at(bytes: &[u8], offset: usize) -> Option<i64> {
     let slice = bytes.get(offset..offset.checked_add(8)?)?;
     let array: [u8; 8] = slice.try_into().ok()?;
     Some(i64::from_le_bytes(array))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::Interner;
+
+    #[test]
+    fn the_interner_keeps_table_ids_and_numbers_fresh_strings_after_them() {
+        let table = ["GIFT".to_string(), "vip".to_string(), "GIFT".to_string()];
+        let mut interner = Interner::new(&table);
+        assert_eq!(interner.intern("vip"), 1);
+        let (a, b) = (interner.intern("SKU-1"), interner.intern(""));
+        let c = interner.intern("SKU-12");
+        assert_eq!((a, b, c), (2, 3, 4));
+        assert_eq!(interner.intern("SKU-1"), 2, "the same string, the same id");
+        assert_eq!(interner.intern(""), 3);
+        assert_eq!(interner.id("SKU-12"), Some(4));
+        assert_eq!(interner.id("SKU-2"), None);
+        for (id, text) in [(0, "GIFT"), (2, "SKU-1"), (3, ""), (4, "SKU-12")] {
+            assert_eq!(interner.resolve(id), Some(text));
+        }
+        assert_eq!(interner.resolve(5), None);
+        assert_eq!(interner.resolve(-1), None);
+        // Past the up-front capacity: the arena and the table grow and stay consistent.
+        let ids: Vec<i64> = (0..500)
+            .map(|i| interner.intern(&format!("tag-{i}")))
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(interner.resolve(*id), Some(format!("tag-{i}").as_str()));
+            assert_eq!(interner.id(&format!("tag-{i}")), Some(*id));
+        }
+    }
 }

@@ -18,8 +18,8 @@
 //! evaluation the instance is reset — its whole linear memory restored to the initial
 //! image, every mutable global (the guest contract makes them all exported) set back to
 //! its initial value — and kept for the next evaluation; an instance whose memory grew,
-//! whose module has a table, or whose evaluation failed (fuel, memory, trap) is dropped
-//! instead. So nothing an evaluation writes can be seen by a later one, and a failure
+//! whose module has state the host cannot reset (a table, a reference-typed global), or
+//! whose evaluation failed (fuel, memory, trap) is dropped instead. So nothing an evaluation writes can be seen by a later one, and a failure
 //! leaves nothing behind. The hooks of one evaluation share the instance: they see the
 //! same facts (docs/abi.md, "No state between evaluations").
 //!
@@ -348,10 +348,6 @@ impl Engine {
             && mutable_globals
                 .iter()
                 .all(|(_, g)| g.content().is_num() || g.content().is_v128());
-        let state = mutable_globals
-            .into_iter()
-            .map(|(export, _)| export)
-            .collect();
         let warm = (self.config.warm_instances > 0 && resettable).then(|| WarmPool {
             instances: Mutex::new(Vec::new()),
             per_module: self.config.warm_instances as usize,
@@ -359,6 +355,14 @@ impl Engine {
             total_cap: self.config.max_instances as usize / 2,
             initial: OnceLock::new(),
         });
+        // Only a reused instance needs its globals at hand (to reset them).
+        let state = match warm {
+            Some(_) => mutable_globals
+                .into_iter()
+                .map(|(export, _)| export)
+                .collect(),
+            None => Vec::new(),
+        };
 
         Ok(LoadedModule {
             ruleset: ruleset.to_owned(),
@@ -485,10 +489,11 @@ pub struct LoadedModule {
     memory: ModuleExport,
     input_base: ModuleExport,
     hooks: [Option<ModuleExport>; 5],
-    /// The exported mutable globals: all of the module's global state.
+    /// The exported mutable globals — all of the module's global state — when
+    /// instances are reused; empty otherwise.
     state: Vec<ModuleExport>,
-    /// `None` when instances are never reused (configured off, or the module has a
-    /// table).
+    /// `None` when instances are never reused (configured off, or state the host
+    /// cannot reset: a table, a reference-typed global).
     warm: Option<WarmPool>,
     instantiated: AtomicU64,
     fuel_per_call: u64,
