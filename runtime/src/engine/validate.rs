@@ -31,18 +31,10 @@ pub(crate) fn check_wasm(wasm: &[u8], memory_limit_bytes: usize) -> Result<(), E
     // The validator's type information has no start section and does not say which
     // globals are exported; one pass over the section headers (function bodies are not
     // decoded) finds both.
-    let mut mutable_globals = Vec::new();
     let mut exported_globals = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(invalid_wasm)? {
             Payload::StartSection { .. } => return Err(EngineError::StartFunction),
-            Payload::GlobalSection(reader) => {
-                for (index, global) in reader.into_iter().enumerate() {
-                    if global.map_err(invalid_wasm)?.ty.mutable {
-                        mutable_globals.push(index as u32);
-                    }
-                }
-            }
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(invalid_wasm)?;
@@ -59,13 +51,11 @@ pub(crate) fn check_wasm(wasm: &[u8], memory_limit_bytes: usize) -> Result<(), E
         check_import(module, name, describe_entity(&types, &ty).as_deref())?;
     }
     // Only globals the host can see can be reset when it reuses an instance for the
-    // next evaluation. (No global is imported — the only import allowed is a function —
-    // so the section's indices are the module's.)
-    if let Some(hidden) = mutable_globals
-        .iter()
-        .find(|index| !exported_globals.contains(index))
+    // next evaluation.
+    if let Some(hidden) = (0..types.global_count())
+        .find(|index| types.global_at(*index).mutable && !exported_globals.contains(index))
     {
-        return Err(EngineError::HiddenGlobal { index: *hidden });
+        return Err(EngineError::HiddenGlobal { index: hidden });
     }
 
     let found = types.memory_count();
