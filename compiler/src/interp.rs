@@ -68,6 +68,19 @@ impl<'a> Machine<'a> {
         word_at(self.input, offset).ok_or(Trap::BadInput)
     }
 
+    /// Unpacks a list descriptor whose elements are `stride` bytes apart, checking that
+    /// the whole list lies inside the input. Every loop over a list goes through here,
+    /// so a descriptor claiming more elements than the input holds stops the
+    /// evaluation at once instead of looping (and growing the output) billions of times.
+    fn list(&self, descriptor: i64, stride: u32) -> Result<(i64, i64), Trap> {
+        let (offset, count) = unpack(descriptor);
+        let end = u64::from(offset) + u64::from(count) * u64::from(stride);
+        if end > self.input.len() as u64 {
+            return Err(Trap::BadInput);
+        }
+        Ok((i64::from(offset), i64::from(count)))
+    }
+
     fn header(&self, slot: HeaderSlot) -> Result<i64, Trap> {
         self.word(i64::from(slot.word()) * 8)
     }
@@ -163,10 +176,10 @@ impl<'a> Machine<'a> {
                 if v == ABSENT {
                     0
                 } else {
-                    let (offset, count) = unpack(descriptor);
+                    let (offset, count) = self.list(descriptor, 8)?;
                     let mut found = false;
-                    for i in 0..i64::from(count) {
-                        if self.word(i64::from(offset) + 8 * i)? == v {
+                    for i in 0..count {
+                        if self.word(offset + 8 * i)? == v {
                             found = true;
                             break;
                         }
@@ -253,15 +266,20 @@ impl<'a> Machine<'a> {
         filter: Option<&Ir>,
         body: Option<&Ir>,
     ) -> Result<i64, Trap> {
-        let (offset, count) = unpack(self.eval(list)?);
+        let stride = match element {
+            Element::Record { stride } => stride,
+            Element::Scalar => 8,
+        };
+        let descriptor = self.eval(list)?;
+        let (offset, count) = self.list(descriptor, stride)?;
         let mut acc: i64 = match kind {
             LoopKind::All => 1,
             _ => 0,
         };
-        for i in 0..i64::from(count) {
+        for i in 0..count {
             let value = match element {
-                Element::Record { stride } => i64::from(offset) + i64::from(stride) * i,
-                Element::Scalar => self.word(i64::from(offset) + 8 * i)?,
+                Element::Record { stride } => offset + i64::from(stride) * i,
+                Element::Scalar => self.word(offset + 8 * i)?,
             };
             self.set_local(local, value)?;
             let selected = match filter {
@@ -385,13 +403,14 @@ pub fn run(
     match hook {
         Hook::Promotions => {
             let order = m.header(HeaderSlot::Order)?;
-            let (items_offset, items) = unpack(
+            let (items_offset, items) = m.list(
                 m.word(
                     order
                         .checked_add(i64::from(program.order_items_field) * 8)
                         .ok_or(Trap::BadInput)?,
                 )?,
-            );
+                program.item_stride,
+            )?;
             for promotion in &program.promotions {
                 let fired = when(&mut m, promotion.when.as_ref())?;
                 out.push(i64::from(fired));
@@ -418,9 +437,8 @@ pub fn run(
                                 Some(c) => m.eval(c)?,
                                 None => ABSENT,
                             });
-                            for i in 0..i64::from(items) {
-                                let line =
-                                    i64::from(items_offset) + i64::from(program.item_stride) * i;
+                            for i in 0..items {
+                                let line = items_offset + i64::from(program.item_stride) * i;
                                 m.set_local(*line_local, line)?;
                                 let matched = when(&mut m, filter.as_ref())?;
                                 out.push(i64::from(matched));
@@ -438,9 +456,10 @@ pub fn run(
         }
         Hook::Route => {
             if let Some(route) = &program.route {
-                let (offset, count) = unpack(m.header(HeaderSlot::Locations)?);
-                for i in 0..i64::from(count) {
-                    let record = i64::from(offset) + i64::from(program.location_stride) * i;
+                let (offset, count) =
+                    m.list(m.header(HeaderSlot::Locations)?, program.location_stride)?;
+                for i in 0..count {
+                    let record = offset + i64::from(program.location_stride) * i;
                     m.set_local(route.location_local, record)?;
                     let eligible = m.bool_of(&route.eligible)?;
                     out.push(i64::from(eligible));

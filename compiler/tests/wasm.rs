@@ -1068,6 +1068,70 @@ fn bad_inputs_trap_like_the_interpreter() {
     }
 }
 
+/// A list descriptor that claims more elements than the input holds stops both engines
+/// before any element is looked at. Without the check, a loop that reads nothing from
+/// its elements (`count` without a filter, a per-line discount of a constant) ran four
+/// billion times in the interpreter — the module ran out of fuel — and the
+/// interpreter's per-line output grew without bound.
+#[test]
+fn lists_that_overrun_the_input_stop_both_engines() {
+    let built = build(
+        "ruleset t currency CNY
+
+promotion counted {
+  when count(x in order.items) >= 0
+  then discount order ¥1
+}
+
+promotion every_line {
+  then discount items by ¥1
+}
+",
+    );
+    let r = &built.ruleset;
+    let line = |sku: &str| rec(r, schema::ITEM, &[("sku", s(sku)), ("qty", Value::Int(1))]);
+    let facts = Facts {
+        order: Some(rec(
+            r,
+            schema::ORDER,
+            &[("items", Value::List(vec![line("A"), line("B"), line("C")]))],
+        )),
+        ..Facts::default()
+    };
+    let (input, lists) = encode(&built, &facts, &[]).unwrap();
+    assert!(both(&built.compiled, &built.wasm, &input, &lists)[0].is_ok());
+    // Every word that looks like the three-line list's descriptor, made to claim
+    // 2³² - 1 lines; and the same lists, empty but starting past the input's end.
+    let len = input.len() as i64;
+    let mut stopped = 0;
+    for w in 1..input.len() / 8 {
+        let word = i64::from_le_bytes(input[w * 8..w * 8 + 8].try_into().unwrap());
+        let (offset, count) = abi::unpack(word);
+        if count != 3 || i64::from(offset) >= len {
+            continue;
+        }
+        for hostile in [(i64::from(offset) << 32) | 0xFFFF_FFFF, (len + 8) << 32] {
+            let mut patched = input.clone();
+            patched[w * 8..w * 8 + 8].copy_from_slice(&hostile.to_le_bytes());
+            let results = both(&built.compiled, &built.wasm, &patched, &lists);
+            if results[0] == Err(interp::Trap::BadInput) {
+                stopped += 1;
+            }
+        }
+    }
+    assert_eq!(
+        stopped, 2,
+        "the order's item list was not found or not refused"
+    );
+    // An empty list that starts exactly at the input's end is inside it.
+    let empty = Facts {
+        order: Some(rec(r, schema::ORDER, &[("items", Value::List(vec![]))])),
+        ..Facts::default()
+    };
+    let (input, lists) = encode(&built, &empty, &[]).unwrap();
+    assert!(both(&built.compiled, &built.wasm, &input, &lists)[0].is_ok());
+}
+
 #[test]
 fn the_module_works_wherever_the_input_is() {
     let built = rich();
@@ -1880,6 +1944,11 @@ fn agree_on_each(values: &[Ir]) -> usize {
             .copy_from_slice(&(i as i64).to_le_bytes());
         input[8 * HeaderSlot::Counters.word() as usize..][..8]
             .copy_from_slice(&((8i64 << 32) | 0x8000_0001).to_le_bytes());
+        // The promotions hook unpacks the order's item list before any rule: the order
+        // record starts at the (zero) carrier slot, so that list is empty and inside
+        // the input.
+        input[8 * HeaderSlot::Order.word() as usize..][..8]
+            .copy_from_slice(&(8 * i64::from(HeaderSlot::Carrier.word())).to_le_bytes());
         let expected = interp::run(
             &compiled.program,
             Hook::Promotions,
@@ -1968,7 +2037,9 @@ fn absent_values_agree_node_by_node() {
         values.push(Ir::Unscale(c(v)));
     }
     // Scalar lists over the 80-byte input (the header: magic, then zeros but for
-    // `now`), with counts that run past its end, some beyond 2³¹.
+    // `now`, the counters and the order), with counts that fit (up to 9 words from
+    // byte 8) and counts that run past its end, some beyond 2³¹: both engines refuse
+    // those before looking at any element.
     for count in [0i64, 1, 3, 9, 10, 0x8000_0001, 0xFFFF_FFFF] {
         for (value, negated) in [(0, false), (0, true), (5, false), (ABSENT, true)] {
             values.push(Ir::InList {

@@ -89,7 +89,11 @@ impl<'a> FnGen<'a> {
     }
 
     /// Splits the packed list descriptor on the stack into `offset` and `count`.
-    fn unpack_into(&mut self, offset: u32, count: u32) {
+    /// Unpacks the list descriptor on the stack into `offset` and `count`, trapping
+    /// when the list's `count` elements of `stride` bytes do not all lie inside the
+    /// input (the interpreter's `Machine::list`). Both halves are below 2³², so the
+    /// end cannot overflow an `i64`.
+    fn unpack_into(&mut self, offset: u32, count: u32, stride: u32) {
         self.b
             .i()
             .local_tee(count)
@@ -99,7 +103,19 @@ impl<'a> FnGen<'a> {
             .local_get(count)
             .i64_const(0xFFFF_FFFF)
             .i64_and()
-            .local_set(count);
+            .local_tee(count)
+            .i64_const(i64::from(stride))
+            .i64_mul()
+            .local_get(offset)
+            .i64_add()
+            // LIMIT is input_len - 8.
+            .global_get(globals::LIMIT)
+            .i64_const(8)
+            .i64_add()
+            .i64_gt_u()
+            .if_(BlockType::Empty)
+            .unreachable()
+            .end();
     }
 
     // ---------------------------------------------------------------- expressions
@@ -359,7 +375,11 @@ impl<'a> FnGen<'a> {
         let mark = self.scratch_used;
         let (cursor, remaining, acc) = (self.scratch(), self.scratch(), self.scratch());
         self.value(list);
-        self.unpack_into(cursor, remaining);
+        let stride = match element {
+            Element::Record { stride } => stride,
+            Element::Scalar => 8,
+        };
+        self.unpack_into(cursor, remaining, stride);
         self.b
             .i()
             .i64_const(i64::from(kind == LoopKind::All))
@@ -630,7 +650,7 @@ impl<'a> FnGen<'a> {
                 .i64_add();
         }
         self.call(Helper::Word);
-        self.unpack_into(items_offset, items);
+        self.unpack_into(items_offset, items, program.item_stride);
         for promotion in &program.promotions {
             if promotion.when == Some(Ir::Const(0)) {
                 // Dead: never fires, nothing of it is evaluated.
@@ -692,7 +712,7 @@ impl<'a> FnGen<'a> {
         };
         let (cursor, remaining, eligible) = (self.scratch(), self.scratch(), self.scratch());
         self.header(HeaderSlot::Locations);
-        self.unpack_into(cursor, remaining);
+        self.unpack_into(cursor, remaining, program.location_stride);
         let done = self.b.block(BlockType::Empty);
         let top = self.b.loop_(BlockType::Empty);
         self.b.i().local_get(remaining).i64_eqz();

@@ -463,6 +463,20 @@ pub(super) fn body(helper: Helper, helpers: &mut Helpers) -> Result<FunctionPart
                     .end();
                 i.local_get(1).i64_const(32).i64_shr_u().local_set(3);
                 i.local_get(1).i64_const(0xFFFF_FFFF).i64_and().local_set(1);
+                // The whole list inside the input (the interpreter's `Machine::list`);
+                // LIMIT is input_len - 8.
+                i.local_get(1)
+                    .i64_const(8)
+                    .i64_mul()
+                    .local_get(3)
+                    .i64_add()
+                    .global_get(globals::LIMIT)
+                    .i64_const(8)
+                    .i64_add()
+                    .i64_gt_u()
+                    .if_(BlockType::Empty)
+                    .unreachable()
+                    .end();
             }
             let done = b.block(BlockType::Result(I32));
             let top = b.loop_(BlockType::Empty);
