@@ -18,6 +18,7 @@
 //! has the design and the figures, `docs/storage.md` the schema and backend settings.
 
 mod error;
+mod migrations;
 mod placement;
 pub mod postgres;
 mod reference;

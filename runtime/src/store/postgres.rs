@@ -203,7 +203,10 @@ pub async fn open_with(
         .acquire_timeout(Duration::from_secs(60))
         .connect_with(options.clone())
         .await?;
-    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+    super::migrations::migrator(super::migrations::POSTGRES)
+        .await?
+        .run(&pool)
+        .await?;
     let store = PgStore::start(pool.clone(), pool, config)?;
     // Its own connection (not one of the pool's), opened when the task first runs.
     let listen = PgPoolOptions::new()

@@ -176,7 +176,10 @@ pub async fn open(path: &Path, config: StoreConfig) -> Result<SqliteStore, Store
         .acquire_timeout(Duration::from_secs(60))
         .connect_with(options.clone())
         .await?;
-    sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+    super::migrations::migrator(super::migrations::SQLITE)
+        .await?
+        .run(&write)
+        .await?;
     // Each SQLite connection is a thread of its own doing CPU-bound work in-process:
     // more readers than about two per core only add context switches (the order
     // pipeline bench ran 8–16% faster with 4 readers than with 8 on two cores).
