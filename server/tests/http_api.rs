@@ -1204,6 +1204,58 @@ async fn health_readiness_metrics_and_openapi(kind: Kind) {
         assert!(paths.contains_key(path), "{path}");
     }
     assert!(openapi.json["components"]["securitySchemes"]["api_key"].is_object());
+
+    // The limits the handlers enforce are stated in the description (docs/fuzzing.md,
+    // finding 4), so generated clients check them before sending.
+    let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let schemas = &openapi.json["components"]["schemas"];
+    let receipt = &schemas["ReceiptBody"]["properties"];
+    assert_eq!(number(&receipt["qty"]["minimum"]), 1.0);
+    assert_eq!(number(&receipt["qty"]["maximum"]), 1e9);
+    assert_eq!(receipt["sku"]["minLength"], 1);
+    assert_eq!(receipt["sku"]["maxLength"], 128);
+    assert_eq!(
+        receipt["sku"]["pattern"],
+        r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    );
+    let safety = &schemas["SafetyStockBody"]["properties"]["safety_stock"];
+    assert_eq!(number(&safety["minimum"]), 0.0);
+    assert_eq!(schemas["NewKeyBody"]["properties"]["scopes"]["minItems"], 1);
+    assert_eq!(
+        schemas["NewKeyBody"]["properties"]["label"]["maxLength"],
+        128
+    );
+    assert_eq!(
+        number(&schemas["LocationBody"]["properties"]["lat"]["maximum"]),
+        90.0
+    );
+    assert_eq!(
+        schemas["CreateReturn"]["properties"]["lines"]["minItems"],
+        1
+    );
+    let param = |path: &str, method: &str, name: &str| -> serde_json::Value {
+        paths[path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{method} {path}: no parameter {name}"))["schema"]
+            .clone()
+    };
+    assert_eq!(number(&param("/v1/orders", "get", "limit")["minimum"]), 1.0);
+    assert_eq!(
+        number(&param("/v1/orders", "get", "limit")["maximum"]),
+        1000.0
+    );
+    assert_eq!(
+        param("/v1/work-orders", "get", "state")["pattern"],
+        "^(open|done)$"
+    );
+    assert_eq!(param("/v1/lists/{name}", "put", "name")["maxLength"], 128);
+    assert_eq!(
+        param("/v1/orders", "post", "Idempotency-Key")["maxLength"],
+        255
+    );
     s.stop().await;
 }
 

@@ -25,7 +25,9 @@ pub enum ScopeName {
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
     /// What the key is for (`pos-store-12`).
+    #[schema(min_length = 1, max_length = 128)]
     pub label: String,
+    #[schema(min_items = 1)]
     pub scopes: Vec<ScopeName>,
 }
 
@@ -41,7 +43,7 @@ pub async fn create(
     ApiJson(body): ApiJson<NewKeyBody>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
-    if body.scopes.is_empty() || body.label.is_empty() || body.label.len() > 128 {
+    if body.scopes.is_empty() || body.label.is_empty() || body.label.chars().count() > 128 {
         return Err(Problem::invalid(
             "a key needs a label (1 to 128 characters) and at least one scope",
         ));

@@ -43,7 +43,9 @@ pub struct CapabilitiesBody {
 pub struct LocationBody {
     pub kind: Kind,
     pub name: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
     #[serde(default)]
     pub capabilities: CapabilitiesBody,
@@ -56,7 +58,7 @@ pub struct LocationBody {
 
 /// Creates or replaces a location.
 #[utoipa::path(put, path = "/v1/locations/{id}", tag = "inventory", request_body = LocationBody,
-    params(("id" = String, Path, description = "Location id")),
+    params(("id" = String, Path, description = "Location id", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
     responses(
         (status = 200, description = "Stored", body = serde_json::Value),
         (status = 422, description = "Invalid", body = super::ProblemDoc, content_type = "application/problem+json")),
@@ -181,9 +183,15 @@ pub async fn location_stock(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptBody {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub sku: String,
     pub location_id: String,
-    /// Units received (above 0).
+    /// Units received.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub qty: i64,
     #[serde(default)]
     pub lot: Option<LotBody>,
@@ -229,7 +237,8 @@ pub async fn receipt(
 pub struct AdjustmentBody {
     pub sku: String,
     pub location_id: String,
-    /// Units found (+) or lost (−); on hand never drops below reserved.
+    /// Units found (+) or lost (−), never 0; on hand never drops below reserved.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: i64,
     #[serde(default)]
     pub lot_id: Option<String>,
@@ -267,6 +276,7 @@ pub async fn adjustment(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SafetyStockBody {
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub safety_stock: i64,
 }
 
@@ -298,18 +308,26 @@ pub async fn safety_stock(
 pub struct WaveBody {
     /// Unix ms.
     pub release_at: i64,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub qty: i64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresaleBody {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub session_id: String,
     pub sku: String,
     pub location_id: String,
     /// Units locked from free stock for the session.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub qty: i64,
     /// Releases to buyers (their quantities add up to `qty`).
+    #[schema(min_items = 1)]
     pub waves: Vec<WaveBody>,
     /// Unix ms; unsold units return to free stock then.
     pub ends_at: i64,

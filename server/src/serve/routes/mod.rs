@@ -33,12 +33,33 @@ pub struct ProblemDoc {
     pub detail: String,
 }
 
-/// Checks an identifier chosen by the client (order ids, location ids, list names …).
+/// Checks an identifier chosen by the client (order ids, location ids, list names …):
+/// 1 to 128 characters (Unicode scalar values, as JSON Schema's `maxLength` counts
+/// them), none of them a control character. The OpenAPI description states the same
+/// rule on every such field (`minLength`, `maxLength` and a `pattern` excluding
+/// U+0000–U+001F and U+007F–U+009F, which is what `char::is_control` refuses).
 pub fn check_id(what: &str, id: &str) -> Result<(), super::problem::Problem> {
-    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
         return Err(super::problem::Problem::invalid(format!(
             "{what}: 1 to 128 characters, no control characters"
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_id;
+
+    /// Characters, not bytes: what the OpenAPI description's `maxLength` says.
+    #[test]
+    fn ids_are_counted_in_characters_and_refuse_control_characters() {
+        assert!(check_id("id", &"货".repeat(128)).is_ok());
+        assert!(check_id("id", &"货".repeat(129)).is_err());
+        assert!(check_id("id", &"a".repeat(128)).is_ok());
+        assert!(check_id("id", "").is_err());
+        assert!(check_id("id", "a\u{7}b").is_err());
+        assert!(check_id("id", "a\u{85}b").is_err());
+        assert!(check_id("id", "a b/c-é").is_ok());
+    }
 }

@@ -32,12 +32,18 @@ pub struct Point {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
-    /// Which of the tenant's active rulesets decides the order; may be left out when
-    /// the tenant has exactly one.
+    /// Which of the tenant's active rulesets decides the order; may be left out (or
+    /// null) only when the tenant has exactly one active ruleset, else 422
+    /// `ruleset-required`.
     #[serde(default)]
     pub ruleset: Option<String>,
     /// Chosen by the caller, or generated.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub order_id: Option<String>,
     /// ISO 4217; must be the ruleset's currency.
     pub currency: String,
@@ -127,7 +133,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 /// stock reserved, shipments and SOP work orders written, all in one transaction.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = CreateOrder,
     params(("Idempotency-Key" = Option<String>, Header,
-        description = "Same key and body: the first answer again; same key, other body: 422")),
+        description = "Same key and body: the first answer again; same key, other body: 422",
+        min_length = 1, max_length = 255, pattern = r"^[\t\u0020-\u007E]*$")),
     responses(
         (status = 201, description = "Placed (or replayed: header `Idempotent-Replayed: true`)", body = serde_json::Value),
         (status = 409, description = "Out of stock, budget or limit used up", body = super::ProblemDoc, content_type = "application/problem+json"),
@@ -326,6 +333,7 @@ pub async fn cancel(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// placed, allocated, picking, shipped, delivered, cancelled
+    #[param(pattern = "^(placed|allocated|picking|shipped|delivered|cancelled)$")]
     pub state: Option<String>,
     pub customer_id: Option<String>,
     pub channel: Option<String>,
@@ -336,6 +344,7 @@ pub struct ListQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -448,6 +457,7 @@ pub async fn shipment_event(
 #[serde(deny_unknown_fields)]
 pub struct ReturnLineBody {
     pub line_no: i64,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub qty: i64,
 }
 
@@ -456,10 +466,17 @@ pub struct ReturnLineBody {
 pub struct CreateReturn {
     /// Chosen by the caller, or generated.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub return_id: Option<String>,
     pub order_id: String,
     /// Any location of the merchant (a cross-store return).
     pub receiving_location_id: String,
+    /// Each order line at most once.
+    #[schema(min_items = 1)]
     pub lines: Vec<ReturnLineBody>,
 }
 

@@ -290,7 +290,7 @@ pub async fn lists(State(app): State<AppState>, caller: Caller) -> Result<Respon
 
 /// A runtime list's members and version.
 #[utoipa::path(get, path = "/v1/lists/{name}", tag = "lists",
-    params(("name" = String, Path, description = "List name")),
+    params(("name" = String, Path, description = "List name", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
     responses(
         (status = 200, description = "The list", body = serde_json::Value),
         (status = 404, description = "No such list", body = super::ProblemDoc, content_type = "application/problem+json")),
@@ -315,6 +315,7 @@ pub const MAX_LIST_MEMBERS: usize = 100_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceListBody {
+    #[schema(max_items = 100_000)]
     pub members: Vec<String>,
     /// Fail with 409 unless the list is at this version.
     #[serde(default)]
@@ -323,7 +324,7 @@ pub struct ReplaceListBody {
 
 /// Replaces a list's members (rules read them on the next order).
 #[utoipa::path(put, path = "/v1/lists/{name}", tag = "lists", request_body = ReplaceListBody,
-    params(("name" = String, Path, description = "List name")),
+    params(("name" = String, Path, description = "List name", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
     responses(
         (status = 200, description = "The list now", body = serde_json::Value),
         (status = 409, description = "Version moved on", body = super::ProblemDoc, content_type = "application/problem+json")),
@@ -361,7 +362,7 @@ pub struct PatchListBody {
 
 /// Adds and removes members.
 #[utoipa::path(patch, path = "/v1/lists/{name}", tag = "lists", request_body = PatchListBody,
-    params(("name" = String, Path, description = "List name")),
+    params(("name" = String, Path, description = "List name", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
     responses(
         (status = 200, description = "The list now", body = serde_json::Value),
         (status = 409, description = "Version moved on", body = super::ProblemDoc, content_type = "application/problem+json")),

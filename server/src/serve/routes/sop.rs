@@ -21,6 +21,7 @@ pub struct WorkOrderQuery {
     /// The work orders of one order.
     pub order_id: Option<String>,
     /// `open` (default without `order_id`) or `done`.
+    #[param(pattern = "^(open|done)$")]
     pub state: Option<String>,
 }
 
@@ -72,7 +73,8 @@ pub async fn get(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteStepBody {
-    /// Who did it (staff id).
+    /// Who did it (staff id); not blank.
+    #[schema(pattern = r"\S")]
     pub by: String,
     /// Where the evidence is kept (a photo's storage reference …), when the step asks
     /// for it.
