@@ -88,34 +88,10 @@ impl<'a> FnGen<'a> {
         self.word_at_constant(i64::from(slot.word()) * 8);
     }
 
-    /// Splits the packed list descriptor on the stack into `offset` and `count`.
     /// Unpacks the list descriptor on the stack into `offset` and `count`, trapping
-    /// when the list's `count` elements of `stride` bytes do not all lie inside the
-    /// input (the interpreter's `Machine::list`). Both halves are below 2³², so the
-    /// end cannot overflow an `i64`.
+    /// unless the whole list lies inside the input (`helpers::unpack_list`).
     fn unpack_into(&mut self, offset: u32, count: u32, stride: u32) {
-        self.b
-            .i()
-            .local_tee(count)
-            .i64_const(32)
-            .i64_shr_u()
-            .local_set(offset)
-            .local_get(count)
-            .i64_const(0xFFFF_FFFF)
-            .i64_and()
-            .local_tee(count)
-            .i64_const(i64::from(stride))
-            .i64_mul()
-            .local_get(offset)
-            .i64_add()
-            // LIMIT is input_len - 8.
-            .global_get(globals::LIMIT)
-            .i64_const(8)
-            .i64_add()
-            .i64_gt_u()
-            .if_(BlockType::Empty)
-            .unreachable()
-            .end();
+        super::helpers::unpack_list(&mut self.b.i(), offset, count, stride);
     }
 
     // ---------------------------------------------------------------- expressions

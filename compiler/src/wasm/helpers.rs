@@ -110,6 +110,33 @@ impl Helpers {
     }
 }
 
+/// Unpacks the list descriptor on the stack into the locals `offset` and `count`,
+/// trapping when the list's `count` elements of `stride` bytes do not all lie inside
+/// the input (the interpreter's `Machine::list`). Both halves are below 2³², so the
+/// end cannot overflow an `i64`.
+pub(super) fn unpack_list(i: &mut InstructionSink<'_>, offset: u32, count: u32, stride: u32) {
+    i.local_tee(count)
+        .i64_const(32)
+        .i64_shr_u()
+        .local_set(offset)
+        .local_get(count)
+        .i64_const(0xFFFF_FFFF)
+        .i64_and()
+        .local_tee(count)
+        .i64_const(i64::from(stride))
+        .i64_mul()
+        .local_get(offset)
+        .i64_add()
+        // LIMIT is input_len - 8.
+        .global_get(globals::LIMIT)
+        .i64_const(8)
+        .i64_add()
+        .i64_gt_u()
+        .if_(BlockType::Empty)
+        .unreachable()
+        .end();
+}
+
 pub(super) fn compare(i: &mut InstructionSink<'_>, op: Cmp) {
     match op {
         Cmp::Eq => i.i64_eq(),
@@ -461,22 +488,8 @@ pub(super) fn body(helper: Helper, helpers: &mut Helpers) -> Result<FunctionPart
                     .i32_const(0)
                     .return_()
                     .end();
-                i.local_get(1).i64_const(32).i64_shr_u().local_set(3);
-                i.local_get(1).i64_const(0xFFFF_FFFF).i64_and().local_set(1);
-                // The whole list inside the input (the interpreter's `Machine::list`);
-                // LIMIT is input_len - 8.
-                i.local_get(1)
-                    .i64_const(8)
-                    .i64_mul()
-                    .local_get(3)
-                    .i64_add()
-                    .global_get(globals::LIMIT)
-                    .i64_const(8)
-                    .i64_add()
-                    .i64_gt_u()
-                    .if_(BlockType::Empty)
-                    .unreachable()
-                    .end();
+                i.local_get(1);
+                unpack_list(&mut i, 3, 1, 8);
             }
             let done = b.block(BlockType::Result(I32));
             let top = b.loop_(BlockType::Empty);

@@ -106,14 +106,18 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
+    fn folder_of(backend: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend)
+    }
+
     /// Every file of a backend's migrations folder is embedded, byte for byte, and
     /// nothing else is.
     #[test]
     fn every_migration_file_is_embedded() {
         for (folder, files) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("migrations")
-                .join(folder);
+            let dir = folder_of(folder);
             let mut on_disk: Vec<(String, String)> = std::fs::read_dir(&dir)
                 .unwrap()
                 .map(|entry| {
@@ -136,9 +140,7 @@ mod tests {
     #[test]
     fn migrations_read_as_sqlx_reads_a_folder() {
         for (folder, files) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("migrations")
-                .join(folder);
+            let dir = folder_of(folder);
             let from_folder = sqlx::migrate::resolve_blocking(&dir).unwrap();
             let embedded: Vec<Migration> = files
                 .iter()
