@@ -276,7 +276,15 @@ fn engines(c: &mut Criterion) {
     // three encodings: one for the rule hooks, one per SOP event), and decoding and
     // combining the raw words into decisions.
     group.bench_function("a2_part_encode_facts", |b| {
-        b.iter(|| fixtures::hook_inputs(&loaded, black_box(&facts), &context).unwrap())
+        b.iter(|| {
+            weir_compiler::evaluate::prepare(
+                &loaded.compiled,
+                &loaded.ruleset,
+                black_box(&facts),
+                &context,
+            )
+            .unwrap()
+        })
     });
     let manifest = &loaded.compiled.manifest;
     let raw = by_wasm.raw.clone();

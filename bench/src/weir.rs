@@ -281,7 +281,12 @@ pub fn hook_inputs(
     let prepared =
         weir_compiler::evaluate::prepare(&loaded.compiled, &loaded.ruleset, facts, context)
             .map_err(|e| err("encode", e))?;
-    Ok((prepared.calls, prepared.lists))
+    let calls = prepared
+        .calls()
+        .into_iter()
+        .map(|(hook, input)| (hook, input.to_vec()))
+        .collect();
+    Ok((calls, prepared.lists))
 }
 
 /// Reads weir's decisions as a [`Summary`]; `scenario` names the route candidates.

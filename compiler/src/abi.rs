@@ -190,6 +190,40 @@ struct Encoder<'a> {
     ruleset: &'a Ruleset,
     interner: &'a mut Interner,
     words: Vec<i64>,
+    fields: DerivedFields,
+    /// Emptied buffers for the words of records being encoded, reused so that a record
+    /// costs no allocation of its own (one buffer per level of nesting in use).
+    spare: Vec<Vec<i64>>,
+}
+
+/// Where the fields that `item.subtotal` and `order.subtotal` are derived from sit,
+/// looked up once per encoding rather than by name for every line.
+#[derive(Default)]
+struct DerivedFields {
+    item_price: Option<usize>,
+    item_qty: Option<usize>,
+    item_subtotal: Option<usize>,
+    order_items: Option<usize>,
+    order_subtotal: Option<usize>,
+}
+
+impl DerivedFields {
+    fn of(ruleset: &Ruleset) -> DerivedFields {
+        let index = |entity: usize, name: &str| {
+            ruleset
+                .schema
+                .entity(entity)
+                .and_then(|d| d.field(name))
+                .map(|(i, _)| i)
+        };
+        DerivedFields {
+            item_price: index(schema::ITEM, "price"),
+            item_qty: index(schema::ITEM, "qty"),
+            item_subtotal: index(schema::ITEM, "subtotal"),
+            order_items: index(schema::ORDER, "items"),
+            order_subtotal: index(schema::ORDER, "subtotal"),
+        }
+    }
 }
 
 /// Encodes facts into the input layout. Fields not given take the ruleset's defaults;
@@ -202,8 +236,11 @@ pub fn encode(
     let mut encoder = Encoder {
         ruleset,
         interner,
-        words: vec![0; HEADER_WORDS],
+        words: Vec::with_capacity(256),
+        fields: DerivedFields::of(ruleset),
+        spare: Vec::new(),
     };
+    encoder.words.resize(HEADER_WORDS, 0);
     let mut header = [0i64; HEADER_WORDS];
     header[0] = MAGIC;
     let roots = [
@@ -266,101 +303,98 @@ impl Encoder<'_> {
         pack(offset, values.len())
     }
 
-    /// The words of one record, with its lists encoded first.
-    fn record_words(&mut self, entity: usize, value: &Value) -> Result<Vec<i64>, EncodeError> {
+    /// Appends the words of one record to `out`; its lists and nested records go to the
+    /// input first (so that `out`, appended after, stays contiguous).
+    fn record_into(
+        &mut self,
+        entity: usize,
+        value: &Value,
+        out: &mut Vec<i64>,
+    ) -> Result<(), EncodeError> {
         let Value::Record(_, slots) = value else {
             return Err(EncodeError::Shape(self.entity_name(entity)));
         };
-        let def = self
-            .ruleset
+        let ruleset = self.ruleset;
+        let def = ruleset
             .schema
             .entity(entity)
             .ok_or_else(|| EncodeError::Shape(format!("entity {entity}")))?;
-        let defaults = self.ruleset.defaults.get(entity);
-        let mut words = Vec::with_capacity(def.fields.len());
+        let defaults = ruleset.defaults.get(entity);
+        let start = out.len();
         for (index, field) in def.fields.iter().enumerate() {
             let given = slots.get(index).and_then(Option::as_ref);
             let word = match given {
                 Some(v) => self.word(&field.ty, v)?,
-                None => match self.derived(entity, &field.name, &words, slots)? {
-                    Some(derived) => derived,
-                    None => {
-                        let default = defaults
-                            .and_then(|d| d.get(index))
-                            .cloned()
-                            .unwrap_or(Value::None);
-                        self.word(&field.ty, &default)?
+                None => {
+                    match self.derived(entity, index, out.get(start..).unwrap_or(&[]), slots)? {
+                        Some(derived) => derived,
+                        None => {
+                            let default =
+                                defaults.and_then(|d| d.get(index)).unwrap_or(&Value::None);
+                            self.word(&field.ty, default)?
+                        }
                     }
-                },
+                }
             };
-            words.push(word);
+            out.push(word);
         }
-        Ok(words)
+        Ok(())
     }
 
     /// `item.subtotal` and `order.subtotal` when the facts leave them out.
     fn derived(
         &self,
         entity: usize,
-        field: &str,
+        field: usize,
         words_so_far: &[i64],
         slots: &[Option<Value>],
     ) -> Result<Option<i64>, EncodeError> {
-        let def = self.ruleset.schema.entity(entity);
-        let index_of = |name: &str| def.and_then(|d| d.field(name)).map(|(i, _)| i);
-        match (entity, field) {
-            (schema::ITEM, "subtotal") => {
-                let price = index_of("price")
+        let fields = &self.fields;
+        if entity == schema::ITEM && fields.item_subtotal == Some(field) {
+            let word = |index: Option<usize>| {
+                index
                     .and_then(|i| words_so_far.get(i))
                     .copied()
-                    .unwrap_or(0);
-                let qty = index_of("qty")
-                    .and_then(|i| words_so_far.get(i))
-                    .copied()
-                    .unwrap_or(0);
-                price
-                    .checked_mul(qty)
-                    .map(Some)
-                    .ok_or(EncodeError::Overflow("item.subtotal"))
-            }
-            (schema::ORDER, "subtotal") => {
-                let Some(Some(Value::List(items))) = index_of("items").and_then(|i| slots.get(i))
-                else {
-                    return Ok(Some(0));
-                };
-                let item_def = self.ruleset.schema.entity(schema::ITEM);
-                let item_index = |name: &str| item_def.and_then(|d| d.field(name)).map(|(i, _)| i);
-                let mut total: i64 = 0;
-                for item in items {
-                    let Value::Record(_, item_slots) = item else {
-                        continue;
-                    };
-                    let get = |name: &str| -> i64 {
-                        match item_index(name)
-                            .and_then(|i| item_slots.get(i))
-                            .and_then(Option::as_ref)
-                        {
-                            Some(Value::Money(v)) | Some(Value::Int(v)) => *v,
-                            _ => 0,
-                        }
-                    };
-                    let line = match item_index("subtotal")
-                        .and_then(|i| item_slots.get(i))
-                        .and_then(Option::as_ref)
-                    {
-                        Some(Value::Money(v)) => *v,
-                        _ => get("price")
-                            .checked_mul(get("qty"))
-                            .ok_or(EncodeError::Overflow("item.subtotal"))?,
-                    };
-                    total = total
-                        .checked_add(line)
-                        .ok_or(EncodeError::Overflow("order.subtotal"))?;
-                }
-                Ok(Some(total))
-            }
-            _ => Ok(None),
+                    .unwrap_or(0)
+            };
+            return word(fields.item_price)
+                .checked_mul(word(fields.item_qty))
+                .map(Some)
+                .ok_or(EncodeError::Overflow("item.subtotal"));
         }
+        if entity != schema::ORDER || fields.order_subtotal != Some(field) {
+            return Ok(None);
+        }
+        let Some(Some(Value::List(items))) = fields.order_items.and_then(|i| slots.get(i)) else {
+            return Ok(Some(0));
+        };
+        let mut total: i64 = 0;
+        for item in items {
+            let Value::Record(_, item_slots) = item else {
+                continue;
+            };
+            let given = |index: Option<usize>| {
+                index
+                    .and_then(|i| item_slots.get(i))
+                    .and_then(Option::as_ref)
+            };
+            let number = |index: Option<usize>| -> i64 {
+                match given(index) {
+                    Some(Value::Money(v)) | Some(Value::Int(v)) => *v,
+                    _ => 0,
+                }
+            };
+            let line = match given(fields.item_subtotal) {
+                Some(Value::Money(v)) => *v,
+                _ => number(fields.item_price)
+                    .checked_mul(number(fields.item_qty))
+                    .ok_or(EncodeError::Overflow("item.subtotal"))?,
+            };
+            total = total
+                .checked_add(line)
+                .ok_or(EncodeError::Overflow("order.subtotal"))?;
+        }
+        Ok(Some(total))
     }
 
     fn entity_name(&self, entity: usize) -> String {
@@ -372,26 +406,33 @@ impl Encoder<'_> {
     }
 
     fn record_word(&mut self, entity: usize, value: &Value) -> Result<i64, EncodeError> {
-        let words = self.record_words(entity, value)?;
+        let mut words = self.spare.pop().unwrap_or_default();
+        let encoded = self.record_into(entity, value, &mut words);
+        // A record is referred to by its plain byte offset.
         let offset = self.words.len();
         self.words.extend_from_slice(&words);
-        // A record is referred to by its plain byte offset.
-        Ok((offset * 8) as i64)
+        words.clear();
+        self.spare.push(words);
+        encoded.map(|()| (offset * 8) as i64)
     }
 
     fn list_word(&mut self, element: &Type, values: &[Value]) -> Result<i64, EncodeError> {
         match element {
             Type::Entity(entity) => {
                 // Nested lists first, so the records themselves are contiguous.
-                let mut records = Vec::with_capacity(values.len());
+                let mut records = self.spare.pop().unwrap_or_default();
+                let mut encoded = Ok(());
                 for value in values {
-                    records.push(self.record_words(*entity, value)?);
+                    encoded = self.record_into(*entity, value, &mut records);
+                    if encoded.is_err() {
+                        break;
+                    }
                 }
                 let offset = self.words.len();
-                for record in records {
-                    self.words.extend_from_slice(&record);
-                }
-                Ok(pack(offset, values.len()))
+                self.words.extend_from_slice(&records);
+                records.clear();
+                self.spare.push(records);
+                encoded.map(|()| pack(offset, values.len()))
             }
             scalar => {
                 let mut words = Vec::with_capacity(values.len());

@@ -186,12 +186,8 @@ pub fn evaluate_hooks(
     hooks: &[Hook],
 ) -> Result<Decisions, EvaluateError> {
     let prepared = prepare(compiled, ruleset, facts, context)?;
-    let borrowed: Vec<(Hook, &[u8])> = prepared
-        .calls
-        .iter()
-        .filter(|(h, _)| hooks.contains(h))
-        .map(|(h, i)| (*h, i.as_slice()))
-        .collect();
+    let mut borrowed = prepared.calls();
+    borrowed.retain(|(h, _)| hooks.contains(h));
     let outputs = engine
         .run_all(&borrowed, &prepared.lists)
         .map_err(|(hook, failure)| hook_error(hook)(failure))?;
@@ -248,9 +244,26 @@ pub struct Prepared {
     pub lists: Lists,
     /// The encoded facts.
     pub input: Vec<u8>,
+    /// The hooks that have rules, in call order; each runs over `input`.
+    pub hooks: Vec<Hook>,
+    /// `input` once per event some SOP listens to, with that event's word: the inputs
+    /// of the `sop_triggers` calls, which come after the hooks.
+    pub sop_inputs: Vec<Vec<u8>>,
+}
+
+impl Prepared {
     /// The hook calls in order: each hook that has rules, then `sop_triggers` once per
-    /// event some SOP listens to (the facts with that event word).
-    pub calls: Vec<(Hook, Vec<u8>)>,
+    /// event. The rule hooks share one input rather than a copy each.
+    pub fn calls(&self) -> Vec<(Hook, &[u8])> {
+        let mut calls = Vec::with_capacity(self.hooks.len() + self.sop_inputs.len());
+        calls.extend(self.hooks.iter().map(|hook| (*hook, self.input.as_slice())));
+        calls.extend(
+            self.sop_inputs
+                .iter()
+                .map(|input| (Hook::SopTriggers, input.as_slice())),
+        );
+        calls
+    }
 }
 
 /// Encodes the facts once and lists the hook calls an evaluation makes.
@@ -265,18 +278,18 @@ pub fn prepare(
     let input = abi::encode(ruleset, facts, &mut interner)?;
     let lists = runtime_lists(context, &mut interner);
 
-    let mut calls = Vec::with_capacity(8);
+    let mut hooks = Vec::with_capacity(4);
     if !manifest.promotions.is_empty() {
-        calls.push((Hook::Promotions, input.clone()));
+        hooks.push(Hook::Promotions);
     }
     if manifest.route.is_some() {
-        calls.push((Hook::Route, input.clone()));
+        hooks.push(Hook::Route);
     }
     if !manifest.constraints.is_empty() {
-        calls.push((Hook::Constraints, input.clone()));
+        hooks.push(Hook::Constraints);
     }
     if !manifest.risks.is_empty() || !manifest.decide.is_empty() {
-        calls.push((Hook::Risk, input.clone()));
+        hooks.push(Hook::Risk);
     }
     let mut events: Vec<i64> = Vec::new();
     for sop in &manifest.sops {
@@ -289,14 +302,16 @@ pub fn prepare(
             }
         }
     }
-    for event in events {
-        calls.push((Hook::SopTriggers, abi::with_event(&input, event)));
-    }
+    let sop_inputs = events
+        .into_iter()
+        .map(|event| abi::with_event(&input, event))
+        .collect();
     Ok(Prepared {
         interner,
         lists,
         input,
-        calls,
+        hooks,
+        sop_inputs,
     })
 }
 

@@ -93,22 +93,45 @@ pub struct PromotionOutcome {
     pub consumption: Vec<Consumption>,
 }
 
-enum RawAction {
-    Order {
-        amount: i64,
-        cap: i64,
-        percent: bool,
-    },
-    Items {
-        cap: i64,
-        lines: Vec<Option<i64>>,
-        percent: bool,
-    },
-    Gift {
-        sku: i64,
-        qty: i64,
-    },
-    Points(i64),
+impl ActionKind {
+    /// How many output words one action of this kind takes, for `lines` order lines.
+    fn width(&self, lines: usize) -> usize {
+        match self {
+            ActionKind::DiscountOrder { .. } | ActionKind::Gift => 2,
+            ActionKind::DiscountItems { .. } => lines.saturating_mul(2).saturating_add(1),
+            ActionKind::PointsMultiplier => 1,
+        }
+    }
+}
+
+/// Where each promotion's action words start in the promotions hook's output, `None`
+/// for a promotion whose `when` did not hold; checks the output's length against the
+/// manifest once, so the combination below reads actions in place rather than copying
+/// them out per promotion.
+fn action_starts(
+    words: &[i64],
+    manifest: &Manifest,
+    lines: usize,
+) -> Result<Vec<Option<usize>>, DecodeError> {
+    let mut starts = Vec::with_capacity(manifest.promotions.len());
+    let mut at = 0usize;
+    for meta in &manifest.promotions {
+        let eligible = *words.get(at).ok_or(DecodeError("output too short"))?;
+        at += 1;
+        if eligible == 0 {
+            starts.push(None);
+            continue;
+        }
+        starts.push(Some(at));
+        for kind in &meta.actions {
+            at = at.saturating_add(kind.width(lines));
+        }
+    }
+    match at.cmp(&words.len()) {
+        std::cmp::Ordering::Greater => Err(DecodeError("output too short")),
+        std::cmp::Ordering::Less => Err(DecodeError("output too long")),
+        std::cmp::Ordering::Equal => Ok(starts),
+    }
 }
 
 /// Combines the promotions hook's output.
@@ -118,45 +141,7 @@ pub fn promotions(
     lines: &[Line],
     usage: &Usage,
 ) -> Result<PromotionOutcome, DecodeError> {
-    let mut w = Words { words, at: 0 };
-    let mut raw: Vec<Option<Vec<RawAction>>> = Vec::with_capacity(manifest.promotions.len());
-    for meta in &manifest.promotions {
-        if w.next()? == 0 {
-            raw.push(None);
-            continue;
-        }
-        let mut actions = Vec::with_capacity(meta.actions.len());
-        for kind in &meta.actions {
-            actions.push(match kind {
-                ActionKind::DiscountOrder { percent } => RawAction::Order {
-                    amount: w.next()?,
-                    cap: w.next()?,
-                    percent: *percent,
-                },
-                ActionKind::DiscountItems { percent } => {
-                    let cap = w.next()?;
-                    let mut per_line = Vec::with_capacity(lines.len());
-                    for _ in lines {
-                        let matched = w.next()?;
-                        let amount = w.next()?;
-                        per_line.push((matched != 0).then_some(amount));
-                    }
-                    RawAction::Items {
-                        cap,
-                        lines: per_line,
-                        percent: *percent,
-                    }
-                }
-                ActionKind::Gift => RawAction::Gift {
-                    sku: w.next()?,
-                    qty: w.next()?,
-                },
-                ActionKind::PointsMultiplier => RawAction::Points(w.next()?),
-            });
-        }
-        raw.push(Some(actions));
-    }
-    w.done()?;
+    let starts = action_starts(words, manifest, lines.len())?;
 
     let subtotal: i64 = lines
         .iter()
@@ -170,14 +155,16 @@ pub fn promotions(
     };
     let mut order: Vec<usize> = (0..manifest.promotions.len()).collect();
     order.sort_by_key(|i| std::cmp::Reverse(manifest.promotions.get(*i).map_or(0, |p| p.priority)));
-    let mut exclusive_taken: HashMap<&str, &str> = HashMap::new();
+    let mut exclusive_taken: Vec<(&str, &str)> = Vec::new();
     let mut best_multiplier: Option<i64> = None;
+    // What the promotion being applied asks of each line (reused across promotions).
+    let mut line_parts = vec![0i64; lines.len()];
     for index in order {
-        let (Some(meta), Some(result)) = (manifest.promotions.get(index), raw.get(index)) else {
+        let (Some(meta), Some(start)) = (manifest.promotions.get(index), starts.get(index)) else {
             continue;
         };
         let name = meta.name.clone();
-        let Some(actions) = result else {
+        let Some(start) = *start else {
             out.skipped.push((name, Skip::NotEligible));
             continue;
         };
@@ -195,69 +182,61 @@ pub fn promotions(
             continue;
         }
         if let (true, Some(group)) = (meta.exclusive, meta.group.as_deref()) {
-            if let Some(first) = exclusive_taken.get(group) {
+            if let Some((_, first)) = exclusive_taken.iter().find(|(g, _)| *g == group) {
                 out.skipped
                     .push((name, Skip::ExcludedBy(first.to_string())));
                 continue;
             }
-            exclusive_taken.insert(group, meta.name.as_str());
+            exclusive_taken.push((group, meta.name.as_str()));
         }
 
         // What the promotion asks for: per line, and for the order as a whole.
-        let mut line_parts = vec![0i64; lines.len()];
+        line_parts.fill(0);
         let mut order_part: i64 = 0;
-        for action in actions {
-            match action {
-                RawAction::Order {
-                    amount,
-                    cap,
-                    percent,
-                } => {
+        let mut w = Words { words, at: start };
+        for kind in &meta.actions {
+            match kind {
+                ActionKind::DiscountOrder { percent } => {
+                    let (amount, cap) = (w.next()?, w.next()?);
                     let mut amount = if *percent {
-                        numeric::money_times_scaled(subtotal, *amount).unwrap_or(i64::MAX)
+                        numeric::money_times_scaled(subtotal, amount).unwrap_or(i64::MAX)
                     } else {
-                        *amount
+                        amount
                     };
-                    if *cap != ABSENT {
-                        amount = amount.min(*cap);
+                    if cap != ABSENT {
+                        amount = amount.min(cap);
                     }
                     order_part = order_part.saturating_add(amount.max(0));
                 }
-                RawAction::Items {
-                    cap,
-                    lines: matched,
-                    percent,
-                } => {
-                    let mut cap_left = if *cap == ABSENT {
-                        i64::MAX
-                    } else {
-                        (*cap).max(0)
-                    };
-                    for (i, amount) in matched.iter().enumerate() {
-                        let (Some(amount), Some(line)) = (amount, lines.get(i)) else {
+                ActionKind::DiscountItems { percent } => {
+                    let cap = w.next()?;
+                    let mut cap_left = if cap == ABSENT { i64::MAX } else { cap.max(0) };
+                    for (line, part) in lines.iter().zip(line_parts.iter_mut()) {
+                        let (matched, amount) = (w.next()?, w.next()?);
+                        if matched == 0 {
                             continue;
-                        };
+                        }
                         let raw = if *percent {
-                            numeric::money_times_scaled(line.subtotal, *amount).unwrap_or(i64::MAX)
+                            numeric::money_times_scaled(line.subtotal, amount).unwrap_or(i64::MAX)
                         } else {
                             amount.saturating_mul(line.qty)
                         };
                         let give = raw.clamp(0, line.subtotal.max(0)).min(cap_left);
                         cap_left -= give;
-                        if let Some(part) = line_parts.get_mut(i) {
-                            *part = part.saturating_add(give);
-                        }
+                        *part = part.saturating_add(give);
                     }
                 }
-                RawAction::Gift { sku, qty } => {
-                    match out.gifts.iter_mut().find(|(s, _)| s == sku) {
-                        Some((_, q)) => *q = q.saturating_add(*qty),
-                        None => out.gifts.push((*sku, *qty)),
+                ActionKind::Gift => {
+                    let (sku, qty) = (w.next()?, w.next()?);
+                    match out.gifts.iter_mut().find(|(s, _)| *s == sku) {
+                        Some((_, q)) => *q = q.saturating_add(qty),
+                        None => out.gifts.push((sku, qty)),
                     }
                 }
-                RawAction::Points(multiplier) => {
+                ActionKind::PointsMultiplier => {
+                    let multiplier = w.next()?;
                     best_multiplier =
-                        Some(best_multiplier.map_or(*multiplier, |b| b.max(*multiplier)));
+                        Some(best_multiplier.map_or(multiplier, |b| b.max(multiplier)));
                 }
             }
         }
@@ -287,11 +266,14 @@ pub fn promotions(
             }
         }
         let order_give = order_part.min(remaining.iter().sum());
-        for (i, share) in allocate(order_give, &remaining).into_iter().enumerate() {
-            if let (Some(rem), Some(total)) = (remaining.get_mut(i), out.line_discounts.get_mut(i))
-            {
-                *rem -= share;
-                *total += share;
+        if order_give > 0 {
+            for (i, share) in allocate(order_give, &remaining).into_iter().enumerate() {
+                if let (Some(rem), Some(total)) =
+                    (remaining.get_mut(i), out.line_discounts.get_mut(i))
+                {
+                    *rem -= share;
+                    *total += share;
+                }
             }
         }
         given += order_give;

@@ -247,6 +247,13 @@ async fn orders_create_get_list_explain_cancel_and_ship(kind: Kind) {
     let (status, _, again) = s.post("/v1/orders/A-3/cancel", key, json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(again["already_cancelled"], true);
+    // The body is optional: `null` (which its schema allows) is no body.
+    let (status, _, again) = s.post("/v1/orders/A-3/cancel", key, json!(null)).await;
+    assert_eq!(
+        (status, &again["already_cancelled"]),
+        (200, &json!(true)),
+        "{again}"
+    );
     let a3 = s.ok("/v1/orders/A-3", key).await;
     assert_eq!(a3["summary"]["state"], "cancelled");
     assert_eq!(a3["summary"]["cancel_reason"], "customer asked");

@@ -31,7 +31,8 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// A JSON body that may be left out entirely (no body: `T::default()`).
+/// A JSON body that may be left out entirely: no body, or the JSON `null` that an
+/// optional body's schema allows, is `T::default()`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJsonOrEmpty<T>(pub T);
 
@@ -52,8 +53,8 @@ where
             return Ok(ApiJsonOrEmpty(T::default()));
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-        let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
-        Ok(ApiJsonOrEmpty(value))
+        let ApiJson(value) = ApiJson::<Option<T>>::from_request(req, state).await?;
+        Ok(ApiJsonOrEmpty(value.unwrap_or_default()))
     }
 }
 
