@@ -10,7 +10,6 @@ use crate::ir::HeaderSlot;
 use crate::numeric::ABSENT;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use weir_dsl::checked::{Ruleset, Value};
@@ -35,23 +34,41 @@ pub enum EncodeError {
 
 /// The ids of a module's string table, built once per compiled ruleset and shared by
 /// every evaluation's [`Interner`] (building it per evaluation cost more than encoding
-/// the facts of a small order).
+/// the facts of a small order). Its hasher is shared too: one hash of a string serves
+/// the lookup here and, for a string not in the table, the one among the fresh strings.
 #[derive(Debug, Clone, Default)]
 pub struct InternTable {
-    ids: HashMap<String, i64, RandomState>,
+    /// Table strings by hash, as indices into `strings` (which are their ids).
+    ids: HashTable<usize>,
     strings: Vec<String>,
+    hasher: RandomState,
 }
 
 impl InternTable {
     pub fn new(table: &[String]) -> InternTable {
         let mut out = InternTable::default();
         for s in table {
-            if !out.ids.contains_key(s) {
-                out.ids.insert(s.clone(), out.strings.len() as i64);
-                out.strings.push(s.clone());
+            let hash = out.hasher.hash_one(s.as_str());
+            if out.find(s, hash).is_none() {
+                let InternTable {
+                    ids,
+                    strings,
+                    hasher,
+                } = &mut out;
+                ids.insert_unique(hash, strings.len(), |i| {
+                    hasher.hash_one(strings.get(*i).map_or("", String::as_str))
+                });
+                strings.push(s.clone());
             }
         }
         out
+    }
+
+    /// The id of `s` (whose hash is `hash`), if the table has it.
+    fn find(&self, s: &str, hash: u64) -> Option<i64> {
+        self.ids
+            .find(hash, |i| self.strings.get(*i).is_some_and(|t| t == s))
+            .map(|i| *i as i64)
     }
 
     pub fn len(&self) -> usize {
@@ -69,7 +86,7 @@ impl InternTable {
 ///
 /// Fresh strings are appended to one text arena and found through a hash table of
 /// their indices, so interning a new string costs no allocation of its own. The hasher
-/// is seeded per process (foldhash), so crafted SKUs cannot force collisions.
+/// (the table's) is randomly seeded (foldhash), so crafted SKUs cannot force collisions.
 #[derive(Debug, Clone, Default)]
 pub struct Interner {
     base: Arc<InternTable>,
@@ -78,9 +95,8 @@ pub struct Interner {
     /// Where each fresh string ends in `text` (fresh string `i` has id
     /// `base.len() + i`).
     ends: Vec<usize>,
-    /// Fresh strings by hash, as indices into `ends`.
+    /// Fresh strings by hash (the table's hasher), as indices into `ends`.
     fresh: HashTable<usize>,
-    hasher: RandomState,
 }
 
 /// Fresh string `index` of an interner's arena.
@@ -109,16 +125,15 @@ impl Interner {
             text: String::with_capacity(1024),
             ends: Vec::with_capacity(64),
             fresh: HashTable::with_capacity(64),
-            hasher: RandomState::default(),
         }
     }
 
     pub fn intern(&mut self, s: &str) -> i64 {
-        if let Some(id) = self.base.ids.get(s) {
-            return *id;
+        // One hash serves both lookups and the insertion.
+        let hash = self.base.hasher.hash_one(s);
+        if let Some(id) = self.base.find(s, hash) {
+            return id;
         }
-        // One hash serves the lookup and the insertion.
-        let hash = self.hasher.hash_one(s);
         if let Some(index) = self.fresh_index(s, hash) {
             return self.fresh_id(index);
         }
@@ -126,23 +141,24 @@ impl Interner {
         self.text.push_str(s);
         self.ends.push(self.text.len());
         let Interner {
+            base,
             text,
             ends,
             fresh,
-            hasher,
-            ..
         } = self;
-        fresh.insert_unique(hash, index, |i| hasher.hash_one(fresh_str(text, ends, *i)));
+        fresh.insert_unique(hash, index, |i| {
+            base.hasher.hash_one(fresh_str(text, ends, *i))
+        });
         self.fresh_id(index)
     }
 
     /// The id of a string already interned.
     pub fn id(&self, s: &str) -> Option<i64> {
-        if let Some(id) = self.base.ids.get(s) {
-            return Some(*id);
+        let hash = self.base.hasher.hash_one(s);
+        if let Some(id) = self.base.find(s, hash) {
+            return Some(id);
         }
-        self.fresh_index(s, self.hasher.hash_one(s))
-            .map(|index| self.fresh_id(index))
+        self.fresh_index(s, hash).map(|index| self.fresh_id(index))
     }
 
     /// Where `s` (with hash `hash`) sits among the fresh strings.
