@@ -71,6 +71,30 @@ async fn weir_serve_demo_places_every_example_order() {
     );
 
     let http = reqwest::Client::new();
+    // The description's example order is a real one: the demo merchant places it.
+    let openapi: Json = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let example = openapi
+        .pointer("/paths/~1v1~1orders/post/requestBody/content/application~1json/example")
+        .cloned()
+        .expect("POST /v1/orders has an example");
+    let response = http
+        .post(format!("{base}/v1/orders"))
+        .bearer_auth(&key)
+        .json(&example)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let placed = response.text().await.unwrap();
+    assert_eq!(status, 201, "{placed}");
+
     for (folder, ruleset) in [
         ("beauty", "beauty_flagship"),
         ("chain_store", "chain_store"),

@@ -114,7 +114,20 @@ impl Modify for BearerKey {
 )]
 pub struct ApiDoc;
 
+/// The example request of `POST /v1/orders`: the demo merchant's beauty order, the one
+/// the README places. Generated clients and API fuzzers (docs/fuzzing.md) start from a
+/// valid order instead of free-form `order`/`customer` objects that never get past
+/// validation; `http_demo.rs` places it.
+const ORDER_EXAMPLE: &str = include_str!("../../../rulesets/beauty/examples/api-order.json");
+
 /// The document as JSON.
 pub fn document() -> Json {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or(Json::Null)
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Json::Null);
+    let body = doc
+        .pointer_mut("/paths/~1v1~1orders/post/requestBody/content/application~1json")
+        .and_then(Json::as_object_mut);
+    if let (Some(body), Ok(example)) = (body, serde_json::from_str::<Json>(ORDER_EXAMPLE)) {
+        body.insert("example".to_owned(), example);
+    }
+    doc
 }
