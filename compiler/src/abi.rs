@@ -422,14 +422,15 @@ impl Encoder<'_> {
     }
 
     fn record_word(&mut self, entity: usize, value: &Value) -> Result<i64, EncodeError> {
+        // On an error the buffer is simply dropped: the whole encoding fails.
         let mut words = self.spare.pop().unwrap_or_default();
-        let encoded = self.record_into(entity, value, &mut words);
+        self.record_into(entity, value, &mut words)?;
         // A record is referred to by its plain byte offset.
         let offset = self.words.len();
         self.words.extend_from_slice(&words);
         words.clear();
         self.spare.push(words);
-        encoded.map(|()| (offset * 8) as i64)
+        Ok((offset * 8) as i64)
     }
 
     fn list_word(&mut self, element: &Type, values: &[Value]) -> Result<i64, EncodeError> {
@@ -437,18 +438,14 @@ impl Encoder<'_> {
             Type::Entity(entity) => {
                 // Nested lists first, so the records themselves are contiguous.
                 let mut records = self.spare.pop().unwrap_or_default();
-                let mut encoded = Ok(());
                 for value in values {
-                    encoded = self.record_into(*entity, value, &mut records);
-                    if encoded.is_err() {
-                        break;
-                    }
+                    self.record_into(*entity, value, &mut records)?;
                 }
                 let offset = self.words.len();
                 self.words.extend_from_slice(&records);
                 records.clear();
                 self.spare.push(records);
-                encoded.map(|()| pack(offset, values.len()))
+                Ok(pack(offset, values.len()))
             }
             scalar => {
                 let mut words = Vec::with_capacity(values.len());

@@ -155,7 +155,7 @@ pub fn promotions(
     };
     let mut order: Vec<usize> = (0..manifest.promotions.len()).collect();
     order.sort_by_key(|i| std::cmp::Reverse(manifest.promotions.get(*i).map_or(0, |p| p.priority)));
-    let mut exclusive_taken: Vec<(&str, &str)> = Vec::new();
+    let mut exclusive_taken: HashMap<&str, &str> = HashMap::new();
     let mut best_multiplier: Option<i64> = None;
     // What the promotion being applied asks of each line (reused across promotions).
     let mut line_parts = vec![0i64; lines.len()];
@@ -182,12 +182,12 @@ pub fn promotions(
             continue;
         }
         if let (true, Some(group)) = (meta.exclusive, meta.group.as_deref()) {
-            if let Some((_, first)) = exclusive_taken.iter().find(|(g, _)| *g == group) {
+            if let Some(first) = exclusive_taken.get(group) {
                 out.skipped
                     .push((name, Skip::ExcludedBy(first.to_string())));
                 continue;
             }
-            exclusive_taken.push((group, meta.name.as_str()));
+            exclusive_taken.insert(group, meta.name.as_str());
         }
 
         // What the promotion asks for: per line, and for the order as a whole.
