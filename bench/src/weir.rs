@@ -4,9 +4,11 @@
 
 use crate::scenario::{Item, Location, Scenario};
 use crate::{err, BenchError, Summary};
+use std::sync::Arc;
 use weir_compiler::abi::Facts;
 use weir_compiler::evaluate::{Context, Decisions, Lists};
 use weir_compiler::interp::Hook;
+use weir_compiler::lists::ListMembers;
 use weir_compiler::outcome::mode_name;
 use weir_compiler::Compiled;
 use weir_dsl::checked::{Decision, Ruleset, Value};
@@ -248,14 +250,15 @@ pub fn facts(scenario: &Scenario, loaded: &Loaded) -> Result<(Facts, Context), B
         event: 0,
         counters,
     };
-    let list = |name: &str, values: &[String]| -> Result<(usize, Vec<Value>), BenchError> {
+    let list = |name: &str, values: &[String]| -> Result<(usize, Arc<ListMembers>), BenchError> {
         let index = loaded
             .ruleset
             .lists
             .iter()
             .position(|l| l.name == name)
             .ok_or_else(|| BenchError(format!("no list `{name}`")))?;
-        Ok((index, values.iter().cloned().map(Value::String).collect()))
+        let values: Vec<Value> = values.iter().cloned().map(Value::String).collect();
+        Ok((index, Arc::new(ListMembers::from_values(&values))))
     };
     let context = Context {
         lists: vec![
@@ -272,7 +275,7 @@ pub type HookInputs = Vec<(Hook, Vec<u8>)>;
 
 /// The inputs `evaluate` gives each hook for these facts: the encoded facts for every
 /// hook that has rules, then one SOP input per event some SOP listens to; and the
-/// runtime lists as the engines see them (interned).
+/// runtime lists as the engines see them (resolving this evaluation's string ids).
 pub fn hook_inputs(
     loaded: &Loaded,
     facts: &Facts,

@@ -4,11 +4,14 @@
 //! `weir-runtime`.
 
 use crate::abi::{self, Facts, Interner};
-use crate::interp::{self, Hook, HostLists};
+use crate::interp::{self, Hook};
+pub use crate::lists::Lists;
+use crate::lists::{FoundMember, ListMembers};
 use crate::outcome::{
     self, ConstraintOutcome, Line, PromotionOutcome, RiskOutcome, RouteOutcome, Usage,
 };
 use crate::Compiled;
+use std::sync::Arc;
 use weir_dsl::checked::Value;
 use weir_dsl::schema;
 
@@ -59,24 +62,6 @@ impl Engine for Interpreter<'_> {
     }
 }
 
-/// Runtime lists for one evaluation: list index → members (interned ids or ints).
-#[derive(Debug, Clone, Default)]
-pub struct Lists {
-    members: foldhash::HashMap<u32, foldhash::HashSet<i64>>,
-}
-
-impl Lists {
-    pub fn insert(&mut self, list: u32, member: i64) {
-        self.members.entry(list).or_default().insert(member);
-    }
-}
-
-impl HostLists for Lists {
-    fn contains(&self, list: u32, value: i64) -> bool {
-        self.members.get(&list).is_some_and(|m| m.contains(&value))
-    }
-}
-
 /// Everything the hooks decided for one set of facts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Decisions {
@@ -92,12 +77,17 @@ pub struct Decisions {
     pub route_name: Option<String>,
     /// The raw output words per hook, for differential comparison between engines.
     pub raw: Vec<(Hook, Vec<i64>)>,
+    /// Every runtime-list member a membership test found (list index, member), each
+    /// once, sorted: what a decision record keeps instead of the lists (docs/orders.md).
+    pub list_hits: Vec<(usize, FoundMember)>,
 }
 
 /// The inputs of one evaluation besides the facts.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
-    pub lists: Vec<(usize, Vec<Value>)>,
+    /// Runtime lists by their index in the ruleset, shared: an evaluation never copies
+    /// a list's members (lists left out are empty).
+    pub lists: Vec<(usize, Arc<ListMembers>)>,
     pub usage: Usage,
 }
 
@@ -233,14 +223,17 @@ pub fn evaluate_hooks(
         }
         decisions.raw.push((hook, words));
     }
+    decisions.list_hits = prepared.lists.found();
+    // Sorted: which members were found is the decision, not in which order.
+    decisions.list_hits.sort();
     Ok(decisions)
 }
 
 /// The engine inputs of one evaluation.
 pub struct Prepared {
     /// Every string met, with the module's string table first.
-    pub interner: Interner,
-    /// The runtime lists, interned.
+    pub interner: Arc<Interner>,
+    /// The runtime lists, resolving string ids through `interner`.
     pub lists: Lists,
     /// The encoded facts.
     pub input: Vec<u8>,
@@ -276,7 +269,8 @@ pub fn prepare(
     let manifest = &compiled.manifest;
     let mut interner = compiled.interner();
     let input = abi::encode(ruleset, facts, &mut interner)?;
-    let lists = runtime_lists(context, &mut interner);
+    let interner = Arc::new(interner);
+    let lists = Lists::new(&context.lists, interner.clone());
 
     let mut hooks = Vec::with_capacity(4);
     if !manifest.promotions.is_empty() {
@@ -313,30 +307,6 @@ pub fn prepare(
         hooks,
         sop_inputs,
     })
-}
-
-/// The context's runtime lists as interned members.
-pub(crate) fn runtime_lists(context: &Context, interner: &mut Interner) -> Lists {
-    let mut lists = Lists::default();
-    for (list, values) in &context.lists {
-        for value in values {
-            let member = match value {
-                Value::String(s) => interner.intern(s),
-                Value::Int(v)
-                | Value::Decimal(v)
-                | Value::Money(v)
-                | Value::Percent(v)
-                | Value::Time(v)
-                | Value::Quantity(v, _) => *v,
-                Value::Bool(b) => i64::from(*b),
-                Value::Enum(_, v) => i64::from(*v),
-                // Lists of records or lists cannot be declared as runtime lists.
-                _ => continue,
-            };
-            lists.insert(*list as u32, member);
-        }
-    }
-    lists
 }
 
 fn shipment_mode(ruleset: &weir_dsl::checked::Ruleset, facts: &Facts) -> u32 {

@@ -4,10 +4,12 @@
 //! and runtime lists the engines saw.
 
 use crate::abi::{self, Facts, Interner};
-use crate::evaluate::{runtime_lists, Context, Lists};
+use crate::evaluate::Context;
 use crate::interp::{Machine, Trap};
+use crate::lists::{ListMembers, Lists};
 use crate::numeric::ABSENT;
 use crate::Compiled;
+use std::sync::Arc;
 use weir_dsl::checked::{Action, Origin, Ruleset, TExpr, TExprKind};
 use weir_dsl::types::Type;
 
@@ -104,7 +106,7 @@ pub struct Probe<'a> {
     compiled: &'a Compiled,
     interner: Interner,
     input: Vec<u8>,
-    lists: Lists,
+    lists: Vec<(usize, Arc<ListMembers>)>,
 }
 
 impl<'a> Probe<'a> {
@@ -117,13 +119,12 @@ impl<'a> Probe<'a> {
     ) -> Option<Probe<'a>> {
         let mut interner = Interner::new(&compiled.manifest.strings);
         let input = abi::encode(ruleset, facts, &mut interner).ok()?;
-        let lists = runtime_lists(context, &mut interner);
         Some(Probe {
             ruleset,
             compiled,
             interner,
             input,
-            lists,
+            lists: context.lists.clone(),
         })
     }
 
@@ -131,8 +132,11 @@ impl<'a> Probe<'a> {
     fn eval(&mut self, e: &TExpr) -> Option<Result<i64, Trap>> {
         let (ir, interner) =
             crate::lower::lower_expr(self.ruleset, e, self.interner.clone()).ok()?;
+        // Lowering may intern a literal the module's table lacks (a rule folded away),
+        // so the lists resolve ids with the interner as it is now.
+        let lists = Lists::new(&self.lists, Arc::new(interner.clone()));
         self.interner = interner;
-        Some(Machine::new(&self.compiled.program, &self.input, &self.lists).eval(&ir))
+        Some(Machine::new(&self.compiled.program, &self.input, &lists).eval(&ir))
     }
 
     /// The values every rule's conditions read.

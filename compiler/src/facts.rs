@@ -9,8 +9,10 @@
 //! Fields left out take the ruleset's defaults (see docs/language.md).
 
 use crate::abi::Facts;
+use crate::lists::ListMembers;
 use crate::outcome::Usage;
 use serde_json::Value as Json;
+use std::sync::Arc;
 use weir_dsl::ast::{ExprKind, Literal, UnaryOp};
 use weir_dsl::check::values::{literal_value, scaled};
 use weir_dsl::checked::{CounterKind, Ruleset, Value};
@@ -37,7 +39,7 @@ impl std::error::Error for FactError {}
 #[derive(Debug, Default)]
 pub struct Input {
     pub facts: Facts,
-    pub lists: Vec<(usize, Vec<Value>)>,
+    pub lists: Vec<(usize, Arc<ListMembers>)>,
     pub usage: Usage,
 }
 
@@ -442,7 +444,7 @@ fn counters(value: &Json, ruleset: &Ruleset) -> Result<Vec<i64>, FactError> {
 }
 
 /// `"lists": {"blocked_devices": ["d1"]}`
-fn lists(value: &Json, ruleset: &Ruleset) -> Result<Vec<(usize, Vec<Value>)>, FactError> {
+fn lists(value: &Json, ruleset: &Ruleset) -> Result<Vec<(usize, Arc<ListMembers>)>, FactError> {
     let Json::Object(map) = value else {
         return Err(error("lists", "an object of list name → values"));
     };
@@ -452,16 +454,37 @@ fn lists(value: &Json, ruleset: &Ruleset) -> Result<Vec<(usize, Vec<Value>)>, Fa
         let Some(index) = ruleset.lists.iter().position(|l| l.name == *name) else {
             return Err(error(&path, "the ruleset declares no such list"));
         };
-        let element = ruleset
-            .lists
-            .get(index)
-            .map_or(Type::Error, |l| l.element.clone());
-        if let Value::List(values) = convert(items, &Type::List(Box::new(element)), &path, ruleset)?
-        {
-            out.push((index, values));
-        }
+        let Json::Array(items) = items else {
+            return Err(error(
+                &path,
+                format!("expected a list of members, found {}", describe(items)),
+            ));
+        };
+        out.push((index, Arc::new(list_members(items, index, ruleset)?)));
     }
     Ok(out)
+}
+
+/// The members of the ruleset's list number `index`, each checked against the list's
+/// element type; a member's JSON is kept for the decision record (`ListMembers::json_of`).
+pub fn list_members(
+    items: &[Json],
+    index: usize,
+    ruleset: &Ruleset,
+) -> Result<ListMembers, FactError> {
+    let Some(list) = ruleset.lists.get(index) else {
+        return Err(error(
+            "lists",
+            format!("the ruleset declares no list #{index}"),
+        ));
+    };
+    let mut members = ListMembers::default();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("lists.{}[{i}]", list.name);
+        let value = convert(item, &list.element, &path, ruleset)?;
+        members.insert(&value, Some(item));
+    }
+    Ok(members)
 }
 
 /// `"usage": {"budget_used": {"promo": 1000}, "limit_used": {"promo": 1}}` (minor units).
@@ -501,6 +524,42 @@ mod tests {
             text: "ruleset t currency CNY\n".into(),
         }]);
         out.ruleset.expect("an empty ruleset checks")
+    }
+
+    #[test]
+    fn runtime_lists_are_read_against_their_declared_type() {
+        let out = weir_dsl::check(&[weir_dsl::SourceText {
+            name: "t.weir".into(),
+            text: "ruleset t currency CNY\nlist devices: string\nlist amounts: money\n\
+                   risk r { when customer.device in devices or order.subtotal in amounts \
+                   reject \"x\" }\n"
+                .into(),
+        }]);
+        let ruleset = out.ruleset.expect("the ruleset checks");
+        let json =
+            serde_json::json!({"lists": {"devices": ["d-1", "d-2"], "amounts": [12.5, "¥3"]}});
+        let input = read(&json, &ruleset).expect("the lists read");
+        let mut lengths: Vec<(usize, usize)> =
+            input.lists.iter().map(|(i, m)| (*i, m.len())).collect();
+        lengths.sort();
+        assert_eq!(lengths, vec![(0, 2), (1, 2)], "by index in the ruleset");
+
+        let bad = serde_json::json!({"lists": {"amounts": [12.5, "d-1"]}});
+        let error = read(&bad, &ruleset).expect_err("a string in a money list");
+        assert_eq!(error.path, "lists.amounts[1]");
+        let bad = serde_json::json!({"lists": {"devices": "d-1"}});
+        let error = read(&bad, &ruleset).expect_err("not a list");
+        assert_eq!(error.path, "lists.devices");
+        assert!(
+            error.message.contains("expected a list"),
+            "{}",
+            error.message
+        );
+        let bad = serde_json::json!({"lists": {"phones": []}});
+        assert_eq!(
+            read(&bad, &ruleset).expect_err("undeclared").path,
+            "lists.phones"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod facts;
 pub mod fold;
 pub mod interp;
 pub mod ir;
+pub mod lists;
 pub mod lower;
 pub mod manifest;
 pub mod numeric;

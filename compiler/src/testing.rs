@@ -4,9 +4,11 @@
 
 use crate::abi::Facts;
 use crate::evaluate::{evaluate, Context, Decisions, Engine};
+use crate::lists::ListMembers;
 use crate::outcome::{mode_name, Usage};
 use crate::Compiled;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use weir_dsl::checked::{Decision, Expectation, Origin, Ruleset, Test, Value};
 use weir_dsl::schema::{self, Root};
 use weir_dsl::Span;
@@ -103,7 +105,11 @@ pub fn facts_of(test: &Test, compiled: &Compiled) -> Facts {
 
 fn context_of(test: &Test) -> Context {
     Context {
-        lists: test.lists.clone(),
+        lists: test
+            .lists
+            .iter()
+            .map(|(list, values)| (*list, Arc::new(ListMembers::from_values(values))))
+            .collect(),
         usage: Usage {
             budget_used: test.budget_used.iter().cloned().collect(),
             limit_used: test.limit_used.iter().cloned().collect(),
@@ -141,6 +147,20 @@ pub fn run_tests(ruleset: &Ruleset, compiled: &Compiled, engines: &[&dyn Engine]
                                     ),
                                 });
                             }
+                        }
+                        // The runtime-list members found are what a decision record
+                        // keeps: both engines must find the same ones.
+                        if reference.list_hits != decisions.list_hits {
+                            failures.push(Failure {
+                                span: test.origin.span,
+                                message: format!(
+                                    "engines disagree on the runtime-list members found: {} found {:?}, {} found {:?}",
+                                    report.engines.first().copied().unwrap_or("?"),
+                                    reference.list_hits,
+                                    engine.name(),
+                                    decisions.list_hits
+                                ),
+                            });
                         }
                     }
                 },

@@ -11,10 +11,11 @@
 //!
 //! `WEIR_BENCH_ORDERS` (default 20,000) orders per run, `WEIR_BENCH_CLIENTS` (default 64)
 //! concurrent clients, `WEIR_BENCH_CONNECTIONS` the store's connections (default: the
-//! store's own default). The ruleset is `runtime/tests/fixtures/shop.weir` (a threshold
-//! promotion with a budget and a daily limit, a route over every location, three
-//! constraints, two risk rules with a velocity counter and a runtime list, a `decide`
-//! block and an SOP on every order).
+//! store's own default), `WEIR_BENCH_LIST_MEMBERS` (default 0) devices in the
+//! `blocked_devices` list (none of them a device that orders). The ruleset is
+//! `runtime/tests/fixtures/shop.weir` (a threshold promotion with a budget and a daily
+//! limit, a route over every location, three constraints, three risk rules with a
+//! velocity counter and two runtime lists, a `decide` block and an SOP on every order).
 
 #![allow(
     clippy::unwrap_used,
@@ -110,6 +111,19 @@ async fn prepare(store: &dyn Store, skus: usize, units: i64) {
             .await
             .unwrap();
     }
+}
+
+/// `WEIR_BENCH_LIST_MEMBERS` devices in the ruleset's `blocked_devices` list.
+async fn block_devices(store: &dyn Store) {
+    let members = env_usize("WEIR_BENCH_LIST_MEMBERS", 0);
+    if members == 0 {
+        return;
+    }
+    let devices: Vec<String> = (0..members).map(|i| format!("blocked-{i}")).collect();
+    store
+        .replace_list(TENANT, "blocked_devices", &devices, None)
+        .await
+        .unwrap();
 }
 
 fn request(n: usize, sku: String) -> OrderRequest {
@@ -226,6 +240,7 @@ async fn bench(
     // Spread: 1,000 SKUs with plenty of stock.
     let store = open().await;
     prepare(store.as_ref(), 1000, 1_000_000).await;
+    block_devices(store.as_ref()).await;
     let spread = run(
         store.clone(),
         rules.clone(),
@@ -243,6 +258,7 @@ async fn bench(
     // Hot: one SKU, stock for 90% of the orders; the rest must be refused.
     let store = open().await;
     prepare(store.as_ref(), 1, (orders_total * 9 / 10) as i64).await;
+    block_devices(store.as_ref()).await;
     let hot = run(store.clone(), rules, orders_total, clients, hot_sku).await;
     report(
         &format!("{label} pipeline, one hot SKU"),

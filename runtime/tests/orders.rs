@@ -29,6 +29,7 @@ both_backends!(
     a_battery_over_100_wh_is_blocked_and_nothing_is_written,
     hazmat_lines_split_to_a_certified_location,
     risk_rejects_a_blocked_device_and_counts_velocity,
+    runtime_lists_follow_their_version_and_the_record_keeps_what_was_found,
     budgets_and_daily_limits_are_consumed_once,
     idempotent_replay_and_conflict,
     bad_input_is_typed_and_writes_nothing,
@@ -323,6 +324,60 @@ async fn risk_rejects_a_blocked_device_and_counts_velocity(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(counts, vec![4]);
+    h.cleanup().await;
+}
+
+async fn runtime_lists_follow_their_version_and_the_record_keeps_what_was_found(kind: Kind) {
+    let h = Harness::open(kind).await;
+    let s = h.store.as_ref();
+    setup(s).await;
+    let rules = shop_rules();
+    let blocked: Vec<String> = (0..20_000).map(|i| format!("dev-x{i}")).collect();
+    s.replace_list(T, "blocked_devices", &blocked, None)
+        .await
+        .unwrap();
+    s.replace_list(T, "watched_customers", &["c-0".into(), "c-1".into()], None)
+        .await
+        .unwrap();
+    let out = orders::place_order(s, &rules, T, &request(json!([serum(1)])), None)
+        .await
+        .unwrap();
+    assert_eq!(out.decisions["risk"]["score"], 10, "c-1 is watched");
+    let record = s.order(T, &out.placed.order_id).await.unwrap().unwrap();
+    let facts = record.decision.unwrap().facts.unwrap();
+    // Only what a membership test found, not 20,000 devices.
+    assert_eq!(
+        facts["lists"],
+        json!({"blocked_devices": [], "watched_customers": ["c-1"]})
+    );
+
+    // Replaying the stored facts gives the same risk decision with only those members.
+    let input = weir_compiler::facts::read(&facts, &rules.ruleset).unwrap();
+    let context = weir_compiler::evaluate::Context {
+        lists: input.lists.clone(),
+        usage: input.usage.clone(),
+    };
+    let engine = weir_compiler::evaluate::Interpreter {
+        compiled: &rules.compiled,
+    };
+    let replayed = weir_compiler::evaluate::evaluate(
+        &rules.compiled,
+        &rules.ruleset,
+        &input.facts,
+        &context,
+        &engine,
+    )
+    .unwrap();
+    assert_eq!(replayed.risk.unwrap().score, 10);
+
+    // A new version of the list is seen by the next order: the shared members follow it.
+    s.patch_list(T, "blocked_devices", &["dev-1".into()], &[], Some(1))
+        .await
+        .unwrap();
+    match orders::place_order(s, &rules, T, &request(json!([serum(1)])), None).await {
+        Err(OrderError::Rejected { reasons }) => assert_eq!(reasons, vec!["blocked device"]),
+        other => panic!("{other:?}"),
+    }
     h.cleanup().await;
 }
 

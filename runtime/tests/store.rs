@@ -1401,7 +1401,7 @@ async fn runtime_lists_replace_patch_and_version(kind: Kind) {
         .await
         .unwrap();
     assert_eq!((l.version, l.members.clone()), (3, strs(&["z"])));
-    assert_eq!(s.list(A, "blocked").await.unwrap(), Some(l));
+    assert_eq!(s.list(A, "blocked").await.unwrap().as_deref(), Some(&l));
     s.replace_list(A, "vip", &[], None).await.unwrap();
     assert_eq!(s.list_names(A).await.unwrap(), strs(&["blocked", "vip"]));
     assert_eq!(s.list(B, "blocked").await.unwrap(), None);

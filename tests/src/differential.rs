@@ -7,8 +7,10 @@
 //! `weir-diff` binary (`--cases`, `--facts`, `--seed`, `--replay`, `--jobs`), see
 //! docs/architecture.md (`tests/`).
 
+use std::sync::Arc;
 use weir_compiler::abi::Facts;
 use weir_compiler::evaluate::{evaluate, Context, Interpreter};
+use weir_compiler::lists::ListMembers;
 use weir_dsl::checked::Value;
 use weir_runtime::evaluator::WasmEngine;
 use weir_runtime::Engine;
@@ -124,16 +126,18 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
         let facts = facts(&mut r, &rs)?;
         let mut context = Context::default();
         if r.chance(50) {
+            let member = Value::String(format!("d{}", r.below(3)));
             context
                 .lists
-                .push((0, vec![Value::String(format!("d{}", r.below(3)))]));
+                .push((0, Arc::new(ListMembers::from_values(&[member]))));
         }
         let a = evaluate(&compiled, &rs, &facts, &context, &interpreter);
         let b = evaluate(&compiled, &rs, &facts, &context, &webassembly);
         let agree = match (&a, &b) {
             (Ok(x), Ok(y)) => {
                 tally.both_ok += 1;
-                x.raw == y.raw
+                // The members found are what a decision record keeps of the lists.
+                x.raw == y.raw && x.list_hits == y.list_hits
             }
             (Err(_), Err(_)) => true,
             _ => false,
@@ -143,8 +147,8 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
                 seed,
                 text,
                 facts: format!("{facts:#?}"),
-                interpreter: format!("{:?}", a.map(|e| e.raw)),
-                webassembly: format!("{:?}", b.map(|e| e.raw)),
+                interpreter: format!("{:?}", a.map(|e| (e.raw, e.list_hits))),
+                webassembly: format!("{:?}", b.map(|e| (e.raw, e.list_hits))),
             });
         }
         tally.compared += 1;

@@ -12,14 +12,15 @@
 //!
 //! Semantics and the facts the service derives are written down in `docs/orders.md`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 use weir_compiler::evaluate::{evaluate, evaluate_hooks, Context, Decisions};
 use weir_compiler::facts;
 use weir_compiler::interp::Hook;
+use weir_compiler::lists::{FoundMember, ListMembers};
 use weir_compiler::outcome::mode_name;
 use weir_compiler::testing::fired_rules;
 use weir_compiler::Compiled;
@@ -30,7 +31,8 @@ use crate::evaluator::WasmEngine;
 use crate::store::{
     BudgetUse, Idempotency, LimitUse, Location, LocationKind, NewDecision, NewEvent, NewLine,
     NewOrder, NewReservation, NewShipment, NewStep, NewWorkOrder, OrderReads, PlaceError,
-    PlacedOrder, ShipmentLine, StockLevel, Store, StoreError, Usages, VelocityKey, VelocityRead,
+    PlacedOrder, RuntimeList, ShipmentLine, StockLevel, Store, StoreError, Usages, VelocityKey,
+    VelocityRead,
 };
 
 /// Most lines one order may have.
@@ -47,6 +49,65 @@ pub struct Rules {
     pub ruleset: Ruleset,
     pub compiled: Compiled,
     pub module: LoadedModule,
+    /// The members of each tenant's runtime lists, by tenant and list name, with the
+    /// list version they were built from: built once per version, shared by every
+    /// order (typing members needs the ruleset's declarations, hence per ruleset).
+    list_members: Mutex<ListCache>,
+}
+
+/// Runtime-list members by tenant and list name, with the list version they were built
+/// from.
+type ListCache = HashMap<String, HashMap<String, (i64, Arc<ListMembers>)>>;
+
+impl Rules {
+    /// The members of `stored` (the ruleset's list number `index`), typed against the
+    /// list's declaration: from the cache when this version was built before.
+    fn list_members(
+        &self,
+        tenant: &str,
+        index: usize,
+        stored: &RuntimeList,
+    ) -> Result<Arc<ListMembers>, OrderError> {
+        let cached = |cache: &ListCache| {
+            cache
+                .get(tenant)
+                .and_then(|lists| lists.get(&stored.name))
+                .filter(|(version, _)| *version == stored.version)
+                .map(|(_, members)| members.clone())
+        };
+        if let Some(members) = cached(&self.lock_list_members()) {
+            return Ok(members);
+        }
+        // Built outside the lock: two orders racing on a new version may both build it,
+        // and either result serves.
+        let items: Vec<Json> = stored
+            .members
+            .iter()
+            .map(|m| match serde_json::from_str::<Json>(m) {
+                // Numbers and booleans stored as text are typed again here; strings stay.
+                Ok(v @ (Json::Number(_) | Json::Bool(_))) => v,
+                _ => Json::String(m.clone()),
+            })
+            .collect();
+        let members = Arc::new(
+            facts::list_members(&items, index, &self.ruleset).map_err(|e| OrderError::Invalid {
+                path: e.path,
+                message: e.message,
+            })?,
+        );
+        self.lock_list_members()
+            .entry(tenant.to_owned())
+            .or_default()
+            .insert(stored.name.clone(), (stored.version, members.clone()));
+        Ok(members)
+    }
+
+    fn lock_list_members(&self) -> std::sync::MutexGuard<'_, ListCache> {
+        // Every update is one insert: a poisoned lock still holds a consistent map.
+        self.list_members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl std::fmt::Debug for Rules {
@@ -474,15 +535,14 @@ async fn plan(
         Json::Array(candidates.iter().map(location_json).collect()),
     );
     document.insert("counters".into(), Json::Array(counters));
-    document.insert("lists".into(), lists);
     document.insert("usage".into(), usage);
-    let document = Json::Object(document);
+    let mut document = Json::Object(document);
     let mut input = facts::read(&document, &rules.ruleset).map_err(|e| OrderError::Invalid {
         path: e.path,
         message: e.message,
     })?;
     let context = Context {
-        lists: std::mem::take(&mut input.lists),
+        lists,
         usage: std::mem::take(&mut input.usage),
     };
     let engine = WasmEngine {
@@ -514,10 +574,14 @@ async fn plan(
         // No route rule: nearest first.
         None => (0..candidates.len()).collect(),
     };
+    let mut shared = Shared {
+        context: &context,
+        found: decisions.list_hits.iter().cloned().collect(),
+    };
     let shipments = plan_shipments(
         rules,
         &mut input.facts,
-        &context,
+        &mut shared,
         &candidates,
         &lines,
         &ranking,
@@ -631,6 +695,9 @@ async fn plan(
     }
     new.velocity = velocity_keys(&needs);
     new.work_orders = work_orders(rules, &decisions, &shipments, &order_id, now_ms);
+    if let Json::Object(fields) = &mut document {
+        fields.insert("lists".into(), found_lists(rules, &context, &shared.found));
+    }
     let (record, hooks) = decision_record(rules, &decisions, &candidates, &shipments, &document);
     new.events.push(NewEvent {
         aggregate_type: "order".into(),
@@ -901,26 +968,41 @@ fn velocity_keys(needs: &[(&weir_compiler::manifest::Need, VelocityRead)]) -> Ve
     keys
 }
 
-/// The runtime lists the ruleset declares, from the store (a missing list is empty).
-async fn lists(store: &dyn Store, rules: &Rules, tenant: &str) -> Result<Json, OrderError> {
+/// The runtime lists the ruleset declares, from the store (a missing list is empty),
+/// as members shared by every order that reads the same list version
+/// ([`Rules::list_members`]).
+async fn lists(
+    store: &dyn Store,
+    rules: &Rules,
+    tenant: &str,
+) -> Result<Vec<(usize, Arc<ListMembers>)>, OrderError> {
+    let mut out = Vec::with_capacity(rules.ruleset.lists.len());
+    for (index, list) in rules.ruleset.lists.iter().enumerate() {
+        if let Some(stored) = store.list(tenant, &list.name).await? {
+            out.push((index, rules.list_members(tenant, index, &stored)?));
+        }
+    }
+    Ok(out)
+}
+
+/// The runtime-list members an order's evaluations found, as the facts document writes
+/// lists (`{"blocked_devices": ["d-666"]}`): what the decision record keeps instead of
+/// the lists. Replaying the record with them gives the same answers, since a test of a
+/// value not found was false and stays false.
+fn found_lists(rules: &Rules, context: &Context, found: &BTreeSet<(usize, FoundMember)>) -> Json {
     let mut out = Map::new();
-    for list in &rules.ruleset.lists {
-        let members = store
-            .list(tenant, &list.name)
-            .await?
-            .map(|l| l.members)
-            .unwrap_or_default();
-        let values = members
-            .into_iter()
-            .map(|m| match serde_json::from_str::<Json>(&m) {
-                // Numbers and booleans stored as text are typed again here; strings stay.
-                Ok(v @ (Json::Number(_) | Json::Bool(_))) => v,
-                _ => Json::String(m),
-            })
+    for (index, list) in rules.ruleset.lists.iter().enumerate() {
+        let Some((_, members)) = context.lists.iter().find(|(i, _)| *i == index) else {
+            continue;
+        };
+        let values: Vec<Json> = found
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, member)| members.json_of(member))
             .collect();
         out.insert(list.name.clone(), Json::Array(values));
     }
-    Ok(Json::Object(out))
+    Json::Object(out)
 }
 
 /// The period a per-customer limit is counted in, as part of its key.
@@ -1024,6 +1106,13 @@ fn line_money(facts_in: &weir_compiler::abi::Facts, ruleset: &Ruleset, index: us
     (price, subtotal)
 }
 
+/// What every evaluation of one order shares: the context (runtime lists, usage), and
+/// the runtime-list members found so far, for the decision record.
+struct Shared<'a> {
+    context: &'a Context,
+    found: BTreeSet<(usize, FoundMember)>,
+}
+
 /// Assigns lines to locations in route order — one location for every line when one
 /// can (fewest splits), otherwise each line to the best-ranked location that can promise
 /// it — and runs the `constraints` hook on each shipment. A blocked shipment's location
@@ -1031,7 +1120,7 @@ fn line_money(facts_in: &weir_compiler::abi::Facts, ruleset: &Ruleset, index: us
 fn plan_shipments(
     rules: &Rules,
     facts_in: &mut weir_compiler::abi::Facts,
-    context: &Context,
+    shared: &mut Shared<'_>,
     candidates: &[Candidate<'_>],
     lines: &[LineIn],
     ranking: &[usize],
@@ -1100,7 +1189,7 @@ fn plan_shipments(
                 lines: &shipment_lines,
                 requested_mode,
             };
-            let verdict = check_shipment(rules, facts_in, context, candidates, &shipment)?;
+            let verdict = check_shipment(rules, facts_in, shared, candidates, &shipment)?;
             match verdict {
                 Ok(checked) => planned.push(PlannedShipment {
                     candidate,
@@ -1123,7 +1212,7 @@ fn plan_shipments(
                                 requested_mode,
                             };
                             if let Err(why) =
-                                check_shipment(rules, facts_in, context, candidates, &single)?
+                                check_shipment(rules, facts_in, shared, candidates, &single)?
                             {
                                 alone.push((line, why));
                             }
@@ -1182,7 +1271,7 @@ type Verdict = Result<Checked, String>;
 fn check_shipment(
     rules: &Rules,
     facts_in: &mut weir_compiler::abi::Facts,
-    context: &Context,
+    shared: &mut Shared<'_>,
     candidates: &[Candidate<'_>],
     shipment: &Shipment<'_>,
 ) -> Result<Verdict, OrderError> {
@@ -1235,7 +1324,7 @@ fn check_shipment(
         &rules.compiled,
         &rules.ruleset,
         facts_in,
-        context,
+        shared.context,
         &engine,
         &[Hook::Constraints, Hook::SopTriggers],
     );
@@ -1243,6 +1332,7 @@ fn check_shipment(
     facts_in.shipment = None;
     facts_in.carrier = None;
     let decisions = decisions.map_err(|e| evaluation_error(rules, e))?;
+    shared.found.extend(decisions.list_hits);
     let sops = decisions.sops;
     let Some(outcome) = decisions.constraints else {
         return Ok(Ok(Checked {
@@ -1461,5 +1551,6 @@ pub fn rules(
         ruleset,
         compiled,
         module,
+        list_members: Mutex::new(HashMap::new()),
     })
 }

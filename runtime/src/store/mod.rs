@@ -449,7 +449,9 @@ pub trait Store: Send + Sync {
         remove: &[String],
         expected_version: Option<i64>,
     ) -> Result<RuntimeList, StoreError>;
-    async fn list(&self, tenant: &str, name: &str) -> Result<Option<RuntimeList>, StoreError>;
+    /// A list as last changed; shared, since every order reads it (from the reference
+    /// cache, see `store/reference.rs`).
+    async fn list(&self, tenant: &str, name: &str) -> Result<Option<Arc<RuntimeList>>, StoreError>;
     async fn list_names(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
 
     // ---- SOP work orders -----------------------------------------------------------

@@ -112,7 +112,7 @@ impl<V> TtlCache<V> {
 pub(crate) struct ReferenceCache {
     pub(crate) locations: TtlCache<Vec<crate::store::Location>>,
     pub(crate) attributes: TtlCache<crate::store::LocationAttributes>,
-    pub(crate) lists: TtlCache<Option<crate::store::RuntimeList>>,
+    pub(crate) lists: TtlCache<Option<Arc<crate::store::RuntimeList>>>,
     /// Closed when the cache is dropped, which stops its listener.
     on_drop: Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
 }

@@ -3921,14 +3921,14 @@ impl Store for SqlStore {
         Ok(list)
     }
 
-    async fn list(&self, tenant: &str, name: &str) -> Result<Option<RuntimeList>, StoreError> {
+    async fn list(&self, tenant: &str, name: &str) -> Result<Option<Arc<RuntimeList>>, StoreError> {
         let cache = &self.inner.reference.lists;
         let ticket = match cache.get(tenant, name) {
             Ok(hit) => return Ok(hit.as_ref().clone()),
             Err(ticket) => ticket,
         };
         let mut c = self.read().await?;
-        let list = fetch_list(&mut c, tenant, name).await?;
+        let list = fetch_list(&mut c, tenant, name).await?.map(Arc::new);
         Ok(cache.put(tenant, name, ticket, list).as_ref().clone())
     }
 

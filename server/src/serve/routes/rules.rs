@@ -306,7 +306,7 @@ pub async fn get_list(
         .list(&caller.tenant, &name)
         .await?
         .ok_or_else(|| Problem::not_found("list", &name))?;
-    Ok(reply(StatusCode::OK, &list))
+    Ok(reply(StatusCode::OK, list.as_ref()))
 }
 
 /// Most members one list may have.
