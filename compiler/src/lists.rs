@@ -47,6 +47,14 @@ impl ListMembers {
         members
     }
 
+    /// The members of a `string` list, from their text.
+    pub fn from_strings<'a>(members: impl IntoIterator<Item = &'a str>) -> ListMembers {
+        ListMembers {
+            strings: members.into_iter().map(Box::from).collect(),
+            words: Default::default(),
+        }
+    }
+
     /// Adds a member, with the JSON it was read from.
     pub(crate) fn insert(&mut self, value: &Value, json: Option<&Json>) {
         let word = match value {
@@ -175,10 +183,10 @@ mod tests {
     fn string_members_are_found_through_the_evaluations_interner_and_recorded_once() {
         let mut interner = Interner::new(&["vip".to_string()]);
         let (d1, d2) = (interner.intern("d-1"), interner.intern("d-2"));
-        let blocked = Arc::new(ListMembers::from_values(&[
-            Value::String("d-2".into()),
-            Value::String("vip".into()),
-        ]));
+        let blocked =
+            ListMembers::from_values(&[Value::String("d-2".into()), Value::String("vip".into())]);
+        assert_eq!(blocked, ListMembers::from_strings(["vip", "d-2", "vip"]));
+        let blocked = Arc::new(blocked);
         let lists = Lists::new(&[(1, blocked)], Arc::new(interner));
         assert!(!lists.contains(1, d1));
         assert!(lists.contains(1, d2));

@@ -51,6 +51,7 @@ both_backends!(
     tenants_and_api_keys,
     lookups_the_order_api_needs,
     reference_data_is_cached_but_never_stale_after_a_change,
+    an_expired_list_is_renewed_by_its_version_and_read_once_by_concurrent_misses,
     concurrent_order_reads_each_get_their_own_answer,
 );
 
@@ -2135,6 +2136,69 @@ async fn reference_data_is_cached_but_never_stale_after_a_change(kind: Kind) {
             assert_eq!(short.locations(A).await.unwrap().len(), 3);
         }
     }
+    drop(other);
+    h.cleanup().await;
+}
+
+/// A runtime list's cached copy outlives its age when its version is unchanged (renewed
+/// by one small query, the same members shared), is read again when the version moved,
+/// and orders that miss it together wait for one read.
+async fn an_expired_list_is_renewed_by_its_version_and_read_once_by_concurrent_misses(kind: Kind) {
+    let short = StoreConfig {
+        reference_max_age_ms: 50,
+        ..StoreConfig::default()
+    };
+    // A tenant no other test uses: on PostgreSQL every store hears every announcement
+    // for a tenant name, whichever test's schema it came from.
+    const TENANT: &str = "list-renewal";
+    let h = Harness::open_with(kind, short.clone()).await;
+    let here = h.store.clone();
+    here.replace_list(TENANT, "blocked", &["d-1".to_owned()], None)
+        .await
+        .unwrap();
+    // On PostgreSQL the change is announced to this process too: let that pass.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let first = here.list(TENANT, "blocked").await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let renewed = here.list(TENANT, "blocked").await.unwrap().unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &renewed),
+        "same version: the copy is renewed, not read again"
+    );
+
+    // Another process changes it (on SQLite unannounced): once the copy ages out, the
+    // new version is read.
+    let other = h.reopen_with(short.clone()).await;
+    other
+        .patch_list(TENANT, "blocked", &["d-2".to_owned()], &[], Some(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let changed = here.list(TENANT, "blocked").await.unwrap().unwrap();
+    assert_eq!((changed.version, changed.members.len()), (2, 2));
+
+    // A change empties this process's copy (and, on PostgreSQL, announces itself to
+    // every process, this one included: wait for that to pass); then many orders ask
+    // at once.
+    here.patch_list(TENANT, "blocked", &["d-3".to_owned()], &[], Some(2))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let reads: Vec<_> = (0..16)
+        .map(|_| {
+            let here = here.clone();
+            tokio::spawn(async move { here.list(TENANT, "blocked").await.unwrap().unwrap() })
+        })
+        .collect();
+    let mut lists = Vec::new();
+    for read in reads {
+        lists.push(read.await.unwrap());
+    }
+    assert_eq!(lists[0].version, 3);
+    assert!(
+        lists.iter().all(|l| std::sync::Arc::ptr_eq(l, &lists[0])),
+        "one read served every concurrent miss"
+    );
     drop(other);
     h.cleanup().await;
 }

@@ -25,6 +25,7 @@ use weir_compiler::outcome::mode_name;
 use weir_compiler::testing::fired_rules;
 use weir_compiler::Compiled;
 use weir_dsl::checked::{CounterKind, Decision, Ruleset};
+use weir_dsl::types::Type;
 
 use crate::engine::{EngineError, LoadedModule};
 use crate::evaluator::WasmEngine;
@@ -68,34 +69,35 @@ impl Rules {
         index: usize,
         stored: &RuntimeList,
     ) -> Result<Arc<ListMembers>, OrderError> {
-        let cached = |cache: &ListCache| {
-            cache
-                .get(tenant)
-                .and_then(|lists| lists.get(&stored.name))
-                .filter(|(version, _)| *version == stored.version)
-                .map(|(_, members)| members.clone())
-        };
-        if let Some(members) = cached(&self.lock_list_members()) {
-            return Ok(members);
+        // The lock is held while a new version is built, so that the orders arriving
+        // meanwhile wait for one build instead of each making its own (64 concurrent
+        // builds of a 100,000-member list took seconds); once per list version.
+        let mut cache = self.lock_list_members();
+        if let Some((version, members)) = cache.get(tenant).and_then(|l| l.get(&stored.name)) {
+            if *version == stored.version {
+                return Ok(members.clone());
+            }
         }
-        // Built outside the lock: two orders racing on a new version may both build it,
-        // and either result serves.
-        let items: Vec<Json> = stored
-            .members
-            .iter()
-            .map(|m| match serde_json::from_str::<Json>(m) {
-                // Numbers and booleans stored as text are typed again here; strings stay.
-                Ok(v @ (Json::Number(_) | Json::Bool(_))) => v,
-                _ => Json::String(m.clone()),
-            })
-            .collect();
-        let members = Arc::new(
+        let element = self.ruleset.lists.get(index).map(|l| &l.element);
+        let members = if element == Some(&Type::String) {
+            ListMembers::from_strings(stored.members.iter().map(String::as_str))
+        } else {
+            let items: Vec<Json> = stored
+                .members
+                .iter()
+                .map(|m| match serde_json::from_str::<Json>(m) {
+                    // Numbers and booleans are stored as text and typed again here.
+                    Ok(v @ (Json::Number(_) | Json::Bool(_))) => v,
+                    _ => Json::String(m.clone()),
+                })
+                .collect();
             facts::list_members(&items, index, &self.ruleset).map_err(|e| OrderError::Invalid {
                 path: e.path,
                 message: e.message,
-            })?,
-        );
-        self.lock_list_members()
+            })?
+        };
+        let members = Arc::new(members);
+        cache
             .entry(tenant.to_owned())
             .or_default()
             .insert(stored.name.clone(), (stored.version, members.clone()));

@@ -73,6 +73,16 @@ impl<V> TtlCache<V> {
         }
     }
 
+    /// The value cached for `name` however old it is (an expired copy is kept until it
+    /// is replaced or the tenant's data changes): for revalidating rather than reading
+    /// it again.
+    pub(crate) fn stale(&self, tenant: &str, name: &str) -> Option<Arc<V>> {
+        self.lock()
+            .get(tenant)
+            .and_then(|entry| entry.entries.get(name))
+            .map(|(_, value)| Arc::clone(value))
+    }
+
     /// Keeps `value` (read after [`get`](Self::get) gave `ticket`) unless the tenant's
     /// data changed since; returns it either way.
     pub(crate) fn put(&self, tenant: &str, name: &str, ticket: Ticket, value: V) -> Arc<V> {
@@ -113,6 +123,9 @@ pub(crate) struct ReferenceCache {
     pub(crate) locations: TtlCache<Vec<crate::store::Location>>,
     pub(crate) attributes: TtlCache<crate::store::LocationAttributes>,
     pub(crate) lists: TtlCache<Option<Arc<crate::store::RuntimeList>>>,
+    /// Held while a runtime list is read from the database, so that the orders that
+    /// miss it together wait for one read instead of each reading every member.
+    pub(crate) list_reads: tokio::sync::Mutex<()>,
     /// Closed when the cache is dropped, which stops its listener.
     on_drop: Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
 }
@@ -123,6 +136,7 @@ impl ReferenceCache {
             locations: TtlCache::new(max_age),
             attributes: TtlCache::new(max_age),
             lists: TtlCache::new(max_age),
+            list_reads: tokio::sync::Mutex::new(()),
             on_drop: Mutex::new(Vec::new()),
         }
     }

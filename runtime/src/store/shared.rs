@@ -3923,11 +3923,31 @@ impl Store for SqlStore {
 
     async fn list(&self, tenant: &str, name: &str) -> Result<Option<Arc<RuntimeList>>, StoreError> {
         let cache = &self.inner.reference.lists;
+        if let Ok(hit) = cache.get(tenant, name) {
+            return Ok(hit.as_ref().clone());
+        }
+        let _reading = self.inner.reference.list_reads.lock().await;
+        // Another order may have read it while this one waited.
         let ticket = match cache.get(tenant, name) {
             Ok(hit) => return Ok(hit.as_ref().clone()),
             Err(ticket) => ticket,
         };
         let mut c = self.read().await?;
+        // An expired copy of the current version is kept, only renewed: one small query
+        // instead of every member again (a list's version grows with every change).
+        if let Some(Some(cached)) = cache.stale(tenant, name).as_deref() {
+            let version: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM runtime_lists WHERE tenant = $1 AND name = $2",
+            )
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(&mut *c)
+            .await?;
+            if version == Some(cached.version) {
+                let renewed = Some(Arc::clone(cached));
+                return Ok(cache.put(tenant, name, ticket, renewed).as_ref().clone());
+            }
+        }
         let list = fetch_list(&mut c, tenant, name).await?.map(Arc::new);
         Ok(cache.put(tenant, name, ticket, list).as_ref().clone())
     }
