@@ -118,7 +118,7 @@ impl ListMembers {
 /// The runtime lists of one evaluation: the shared members of each list (by the list's
 /// index in the ruleset, which is the id the compiler gives it), the interner that
 /// names this evaluation's string ids, and the members found so far.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Lists {
     members: Vec<Option<Arc<ListMembers>>>,
     interner: Arc<Interner>,

@@ -1240,6 +1240,11 @@ async fn health_readiness_metrics_and_openapi(kind: Kind) {
         schemas["CreateReturn"]["properties"]["lines"]["minItems"],
         1
     );
+    let files = &schemas["UploadBody"]["properties"]["files"];
+    assert_eq!(
+        (&files["minProperties"], &files["maxProperties"]),
+        (&json!(1), &json!(64))
+    );
     let param = |path: &str, method: &str, name: &str| -> serde_json::Value {
         paths[path][method]["parameters"]
             .as_array()
@@ -1299,6 +1304,27 @@ async fn body_errors_are_problems(kind: Kind) {
     let mut wrong = order("c-1", json!([serum(1)]));
     wrong["currency"] = json!(5);
     problem(s.post("/v1/orders", key, wrong).await, 422, "invalid-body");
+    // A body is an object: serde would take an array for a struct's fields by position.
+    let positional = order("c-1", json!([serum(1)]))
+        .as_object()
+        .unwrap()
+        .values()
+        .cloned()
+        .collect::<Vec<_>>();
+    let body = problem(
+        s.post("/v1/orders", key, json!(positional)).await,
+        422,
+        "invalid-body",
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("a JSON object"),
+        "{body}"
+    );
+    problem(
+        s.post("/v1/orders/X/cancel", key, json!([])).await,
+        422,
+        "invalid-body",
+    );
     problem(
         s.put(
             "/v1/locations/X",

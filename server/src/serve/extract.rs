@@ -3,8 +3,12 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{
+    self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor,
+};
+use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 
 use super::problem::Problem;
 
@@ -20,8 +24,42 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        let axum::Json(Object(value)) = axum::Json::<Object<T>>::from_request(req, state).await?;
         Ok(ApiJson(value))
+    }
+}
+
+/// A body that must be a JSON object. serde's derived structs also accept a JSON array
+/// (the fields by position), which the API's description does not allow: a body such as
+/// `[]` would otherwise be taken for a struct whose fields are all optional.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Object)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Read to its end first, so that a truncated body is still malformed
+                // JSON (400) rather than the wrong shape (422).
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Err(de::Error::invalid_type(Unexpected::Seq, &self))
+            }
+        }
+
+        // `any`, not `map`: serde_json then parses an array before refusing it, so that
+        // a truncated body is reported as malformed JSON whatever its first byte.
+        deserializer.deserialize_any(ObjectVisitor(PhantomData))
     }
 }
 
@@ -49,12 +87,12 @@ where
             axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
                 .await
                 .map_err(|e| Problem::from(axum::extract::rejection::JsonRejection::from(e)))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.trim_ascii() == b"null" || bytes.trim_ascii().is_empty() {
             return Ok(ApiJsonOrEmpty(T::default()));
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-        let ApiJson(value) = ApiJson::<Option<T>>::from_request(req, state).await?;
-        Ok(ApiJsonOrEmpty(value.unwrap_or_default()))
+        let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
+        Ok(ApiJsonOrEmpty(value))
     }
 }
 

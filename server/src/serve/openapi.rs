@@ -129,5 +129,16 @@ pub fn document() -> Json {
     if let (Some(body), Ok(example)) = (body, serde_json::from_str::<Json>(ORDER_EXAMPLE)) {
         body.insert("example".to_owned(), example);
     }
+    // How many files a ruleset may have: a bound utoipa's field attributes cannot state.
+    let files = doc
+        .pointer_mut("/components/schemas/UploadBody/properties/files")
+        .and_then(Json::as_object_mut);
+    if let Some(files) = files {
+        files.insert("minProperties".to_owned(), Json::from(1));
+        files.insert(
+            "maxProperties".to_owned(),
+            Json::from(super::registry::MAX_FILES),
+        );
+    }
     doc
 }

@@ -53,7 +53,9 @@ impl From<ActivateError> for Problem {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadBody {
-    /// File name (`promotions.weir`) → text: one ruleset.
+    /// File name (`promotions.weir`) → text: one ruleset of 1 to 64 files
+    /// (`minProperties`/`maxProperties`, which utoipa's attributes cannot state, are
+    /// set in `openapi::document`).
     pub files: BTreeMap<String, String>,
     /// Activate the version at once when it is clean (default false).
     #[serde(default)]
