@@ -475,7 +475,8 @@ async fn inventory_locations_receipts_adjustments_safety_stock(kind: Kind) {
         .put(
             "/v1/inventory/TEA-1/WH-1/safety-stock",
             key,
-            json!({"safety_stock": 2}),
+            // JSON Schema's `integer` includes `2.0`: so does the server.
+            json!({"safety_stock": 2.0}),
         )
         .await;
     assert_eq!(status, 200, "{level}");
@@ -512,6 +513,18 @@ async fn inventory_locations_receipts_adjustments_safety_stock(kind: Kind) {
         422,
         "invalid-request",
     );
+    for not_an_integer in [json!(2.5), json!(1e300), json!("2")] {
+        problem(
+            s.put(
+                "/v1/inventory/TEA-1/WH-1/safety-stock",
+                key,
+                json!({ "safety_stock": not_an_integer }),
+            )
+            .await,
+            422,
+            "invalid-body",
+        );
+    }
 
     // Lots: tracked from the first receipt with a lot, FEFO listed.
     let expires = now_ms() + 10 * 86_400_000;
@@ -926,7 +939,7 @@ async fn lists_replace_patch_get_and_conflict(kind: Kind) {
         s.patch(
             "/v1/lists/blocked_devices",
             key,
-            json!({"add": ["x"], "expected_version": 1}),
+            json!({"add": ["x"], "expected_version": 1.0}),
         )
         .await,
         409,

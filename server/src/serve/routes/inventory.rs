@@ -12,7 +12,7 @@ use weir_runtime::store::{
 
 use super::{check_id, reply};
 use crate::serve::auth::{Caller, Scope};
-use crate::serve::extract::{ApiJson, ApiPath};
+use crate::serve::extract::{integer, ApiJson, ApiPath};
 use crate::serve::problem::Problem;
 use crate::serve::routes::orders::LotBody;
 use crate::serve::AppState;
@@ -192,6 +192,7 @@ pub struct ReceiptBody {
     pub location_id: String,
     /// Units received.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "integer")]
     pub qty: i64,
     #[serde(default)]
     pub lot: Option<LotBody>,
@@ -239,6 +240,7 @@ pub struct AdjustmentBody {
     pub location_id: String,
     /// Units found (+) or lost (−), never 0; on hand never drops below reserved.
     #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "integer")]
     pub delta: i64,
     #[serde(default)]
     pub lot_id: Option<String>,
@@ -277,6 +279,7 @@ pub async fn adjustment(
 #[serde(deny_unknown_fields)]
 pub struct SafetyStockBody {
     #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "integer")]
     pub safety_stock: i64,
 }
 
@@ -307,8 +310,10 @@ pub async fn safety_stock(
 #[serde(deny_unknown_fields)]
 pub struct WaveBody {
     /// Unix ms.
+    #[serde(deserialize_with = "integer")]
     pub release_at: i64,
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "integer")]
     pub qty: i64,
 }
 
@@ -325,11 +330,13 @@ pub struct PresaleBody {
     pub location_id: String,
     /// Units locked from free stock for the session.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "integer")]
     pub qty: i64,
     /// Releases to buyers (their quantities add up to `qty`).
     #[schema(min_items = 1)]
     pub waves: Vec<WaveBody>,
     /// Unix ms; unsold units return to free stock then.
+    #[serde(deserialize_with = "integer")]
     pub ends_at: i64,
 }
 

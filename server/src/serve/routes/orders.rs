@@ -13,7 +13,7 @@ use weir_runtime::store::{
 
 use super::{check_id, reply};
 use crate::serve::auth::{Caller, Scope};
-use crate::serve::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
+use crate::serve::extract::{integer, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::serve::problem::Problem;
 use crate::serve::AppState;
 
@@ -456,8 +456,10 @@ pub async fn shipment_event(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnLineBody {
+    #[serde(deserialize_with = "integer")]
     pub line_no: i64,
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "integer")]
     pub qty: i64,
 }
 
@@ -544,6 +546,7 @@ pub async fn get_return(
 pub struct LotBody {
     pub lot_id: String,
     /// Unix ms.
+    #[serde(deserialize_with = "integer")]
     pub expires_at: i64,
 }
 

@@ -13,7 +13,7 @@ use weir_runtime::services::orders;
 use super::orders::CreateOrder;
 use super::{check_id, reply};
 use crate::serve::auth::{Caller, Scope};
-use crate::serve::extract::{ApiJson, ApiPath};
+use crate::serve::extract::{optional_integer, ApiJson, ApiPath};
 use crate::serve::problem::Problem;
 use crate::serve::registry::{ActivateError, BuildError};
 use crate::serve::AppState;
@@ -320,7 +320,7 @@ pub struct ReplaceListBody {
     #[schema(max_items = 100_000)]
     pub members: Vec<String>,
     /// Fail with 409 unless the list is at this version.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_integer")]
     pub expected_version: Option<i64>,
 }
 
@@ -358,7 +358,7 @@ pub struct PatchListBody {
     pub add: Vec<String>,
     #[serde(default)]
     pub remove: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_integer")]
     pub expected_version: Option<i64>,
 }
 
