@@ -459,21 +459,21 @@ impl Encoder<'_> {
 
     fn word(&mut self, ty: &Type, value: &Value) -> Result<i64, EncodeError> {
         Ok(match value {
-            Value::Bool(b) => i64::from(*b),
-            Value::Int(v)
-            | Value::Decimal(v)
-            | Value::Money(v)
-            | Value::Percent(v)
-            | Value::Quantity(v, _)
-            | Value::Time(v) => {
-                if *v == ABSENT {
+            Value::Bool(_)
+            | Value::Int(_)
+            | Value::Decimal(_)
+            | Value::Money(_)
+            | Value::Percent(_)
+            | Value::Quantity(..)
+            | Value::Time(_)
+            | Value::Enum(..) => match scalar_word(value) {
+                Some(ABSENT) | None => {
                     return Err(EncodeError::Shape(
                         "a value equal to the absent marker".to_string(),
-                    ));
+                    ))
                 }
-                *v
-            }
-            Value::Enum(_, variant) => i64::from(*variant),
+                Some(word) => word,
+            },
             Value::String(s) => self.interner.intern(s),
             Value::None => ABSENT,
             Value::List(items) => {
@@ -485,6 +485,22 @@ impl Encoder<'_> {
             }
             Value::Record(entity, _) => self.record_word(*entity, value)?,
         })
+    }
+}
+
+/// The machine word of a scalar other than a string (which needs an interner): what the
+/// input, a compiled constant and a runtime list's member set all hold for it.
+pub fn scalar_word(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(v)
+        | Value::Decimal(v)
+        | Value::Money(v)
+        | Value::Percent(v)
+        | Value::Time(v)
+        | Value::Quantity(v, _) => Some(*v),
+        Value::Bool(b) => Some(i64::from(*b)),
+        Value::Enum(_, variant) => Some(i64::from(*variant)),
+        Value::String(_) | Value::None | Value::List(_) | Value::Record(..) => None,
     }
 }
 

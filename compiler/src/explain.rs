@@ -104,7 +104,7 @@ fn conditions(ruleset: &Ruleset) -> Vec<(String, Vec<&TExpr>)> {
 pub struct Probe<'a> {
     ruleset: &'a Ruleset,
     compiled: &'a Compiled,
-    interner: Interner,
+    interner: Arc<Interner>,
     input: Vec<u8>,
     lists: Vec<(usize, Arc<ListMembers>)>,
 }
@@ -122,7 +122,7 @@ impl<'a> Probe<'a> {
         Some(Probe {
             ruleset,
             compiled,
-            interner,
+            interner: Arc::new(interner),
             input,
             lists: context.lists.clone(),
         })
@@ -131,11 +131,11 @@ impl<'a> Probe<'a> {
     /// `None` if `e` cannot be evaluated on its own.
     fn eval(&mut self, e: &TExpr) -> Option<Result<i64, Trap>> {
         let (ir, interner) =
-            crate::lower::lower_expr(self.ruleset, e, self.interner.clone()).ok()?;
+            crate::lower::lower_expr(self.ruleset, e, (*self.interner).clone()).ok()?;
         // Lowering may intern a literal the module's table lacks (a rule folded away),
         // so the lists resolve ids with the interner as it is now.
-        let lists = Lists::new(&self.lists, Arc::new(interner.clone()));
-        self.interner = interner;
+        self.interner = Arc::new(interner);
+        let lists = Lists::new(&self.lists, self.interner.clone());
         Some(Machine::new(&self.compiled.program, &self.input, &lists).eval(&ir))
     }
 

@@ -10,7 +10,7 @@
 //! replaying it with only those members gives the same answers (a test of any other
 //! value was false and stays false).
 
-use crate::abi::Interner;
+use crate::abi::{scalar_word, Interner};
 use crate::interp::HostLists;
 use serde_json::Value as Json;
 use std::cell::RefCell;
@@ -57,22 +57,11 @@ impl ListMembers {
 
     /// Adds a member, with the JSON it was read from.
     pub(crate) fn insert(&mut self, value: &Value, json: Option<&Json>) {
-        let word = match value {
-            Value::String(s) => {
-                self.strings.insert(s.as_str().into());
-                return;
-            }
-            Value::Int(v)
-            | Value::Decimal(v)
-            | Value::Money(v)
-            | Value::Percent(v)
-            | Value::Time(v)
-            | Value::Quantity(v, _) => *v,
-            Value::Bool(b) => i64::from(*b),
-            Value::Enum(_, v) => i64::from(*v),
-            Value::None | Value::List(_) | Value::Record(..) => return,
-        };
-        self.words.insert(word, json.cloned());
+        if let Value::String(s) = value {
+            self.strings.insert(s.as_str().into());
+        } else if let Some(word) = scalar_word(value) {
+            self.words.insert(word, json.cloned());
+        }
     }
 
     pub fn len(&self) -> usize {

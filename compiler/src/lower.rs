@@ -227,17 +227,7 @@ fn entity_fields(ruleset: &Ruleset, entity: usize) -> u32 {
 
 /// The machine word of a constant (strings excluded: they need the interner).
 fn constant_word(e: &TExpr) -> Option<i64> {
-    match weir_dsl::check::const_value(e)? {
-        Value::Money(v)
-        | Value::Int(v)
-        | Value::Decimal(v)
-        | Value::Percent(v)
-        | Value::Time(v) => Some(v),
-        Value::Quantity(v, _) => Some(v),
-        Value::Bool(b) => Some(i64::from(b)),
-        Value::Enum(_, variant) => Some(i64::from(variant)),
-        _ => None,
-    }
+    crate::abi::scalar_word(&weir_dsl::check::const_value(e)?)
 }
 
 fn is_scaled(ty: &Type) -> bool {

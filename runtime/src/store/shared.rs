@@ -583,6 +583,10 @@ async fn fetch_return(
     }))
 }
 
+/// The version is read before the members, and the order matters to the reference cache's
+/// renewal by version (`Store::list`): a change landing between the two reads yields the
+/// older version with the newer members, which the next renewal sees as outdated and reads
+/// again; the other order would label older members with the newer version for good.
 async fn fetch_list(
     c: &mut Conn,
     tenant: &str,
