@@ -1874,6 +1874,14 @@ fn kernels_agree_on_edge_values() {
         i64::MIN / 2,
         9_223_372_036_854,
         9_223_372_036_855,
+        // Around the range in which a product needs no division to be checked.
+        (1 << 31) - 1,
+        1 << 31,
+        -(1 << 31),
+        -(1 << 31) - 1,
+        1 << 32,
+        (1 << 32) + 1,
+        -(1 << 32),
     ];
     let ops = [
         Arith::Add,

@@ -19,9 +19,11 @@ use wasm_encoder::{BlockType, ValType};
 
 const I64: ValType = ValType::I64;
 
-/// Wasm locals of a hook function: the two parameters, one `i64` per IR local, then
-/// scratch `i64`s for loops and temporaries.
+/// Wasm locals of a hook function: the two parameters, the `i32` output cursor of
+/// `out`, one `i64` per IR local, then scratch `i64`s for loops and temporaries.
 const PARAMS: u32 = 2;
+const OUT_CURSOR: u32 = PARAMS;
+const FIRST_I64: u32 = PARAMS + 1;
 
 pub(super) struct FnGen<'a> {
     b: Body,
@@ -46,7 +48,7 @@ impl<'a> FnGen<'a> {
     /// The declared locals and the finished body.
     pub(super) fn finish(self) -> (Vec<(u32, ValType)>, Vec<u8>) {
         let count = self.ir_locals.saturating_add(self.scratch_max);
-        (vec![(count, I64)], self.b.finish())
+        (vec![(1, ValType::I32), (count, I64)], self.b.finish())
     }
 
     fn call(&mut self, helper: Helper) {
@@ -55,7 +57,7 @@ impl<'a> FnGen<'a> {
     }
 
     fn scratch(&mut self) -> u32 {
-        let local = PARAMS + self.ir_locals + self.scratch_used;
+        let local = FIRST_I64 + self.ir_locals + self.scratch_used;
         self.scratch_used += 1;
         self.scratch_max = self.scratch_max.max(self.scratch_used);
         local
@@ -65,7 +67,7 @@ impl<'a> FnGen<'a> {
     /// the interpreter does.
     fn get_local(&mut self, local: u32) {
         if local < self.ir_locals {
-            self.b.i().local_get(PARAMS + local);
+            self.b.i().local_get(FIRST_I64 + local);
         } else {
             self.b.i().unreachable();
         }
@@ -73,15 +75,38 @@ impl<'a> FnGen<'a> {
 
     fn set_local(&mut self, local: u32) {
         if local < self.ir_locals {
-            self.b.i().local_set(PARAMS + local);
+            self.b.i().local_set(FIRST_I64 + local);
         } else {
             self.b.i().drop().unreachable();
         }
     }
 
+    /// The input word at the byte offset on the stack (`helpers::word`, in place).
+    fn word(&mut self) {
+        let mark = self.scratch_used;
+        let offset = self.scratch();
+        self.b.i().local_set(offset);
+        helpers::word(&mut self.b.i(), offset);
+        self.scratch_used = mark;
+    }
+
+    /// Checked `+` or `-` of the two `i64`s on the stack, in place.
+    fn add_or_sub_checked(&mut self, add: bool) {
+        let mark = self.scratch_used;
+        let (a, b, result) = (self.scratch(), self.scratch(), self.scratch());
+        let mut i = self.b.i();
+        i.local_set(b).local_set(a);
+        if add {
+            helpers::add_checked(&mut i, a, b, result);
+        } else {
+            helpers::sub_checked(&mut i, a, b, result);
+        }
+        self.scratch_used = mark;
+    }
+
     fn word_at_constant(&mut self, offset: i64) {
         self.b.i().i64_const(offset);
-        self.call(Helper::Word);
+        self.word();
     }
 
     fn header(&mut self, slot: HeaderSlot) {
@@ -111,7 +136,7 @@ impl<'a> FnGen<'a> {
                 if *field != 0 {
                     self.b.i().i64_const(i64::from(*field) * 8).i64_add();
                 }
-                self.call(Helper::Word);
+                self.word();
             }
             Ir::Local(local) => self.get_local(*local),
             Ir::Let { local, value, body } => {
@@ -123,18 +148,18 @@ impl<'a> FnGen<'a> {
                 // checked_neg fails exactly where 0 - a does.
                 self.b.i().i64_const(0);
                 self.value(a);
-                self.call(Helper::SubChecked);
+                self.add_or_sub_checked(false);
             }
             Ir::Arith(op, a, b) => {
                 self.value(a);
                 self.value(b);
-                self.call(match op {
-                    Arith::Add => Helper::AddChecked,
-                    Arith::Sub => Helper::SubChecked,
-                    Arith::Mul => Helper::MulChecked,
-                    Arith::MulScaled => Helper::MulScaled,
-                    Arith::DivScaled => Helper::DivScaled,
-                });
+                match op {
+                    Arith::Add => self.add_or_sub_checked(true),
+                    Arith::Sub => self.add_or_sub_checked(false),
+                    Arith::Mul => self.call(Helper::MulChecked),
+                    Arith::MulScaled => self.call(Helper::MulScaled),
+                    Arith::DivScaled => self.call(Helper::DivScaled),
+                }
             }
             Ir::Scale(a) => {
                 self.value(a);
@@ -230,7 +255,11 @@ impl<'a> FnGen<'a> {
                 self.value(left);
                 self.value(right);
                 if *absent_aware {
-                    self.call(Helper::CompareAbsent(*op));
+                    let mark = self.scratch_used;
+                    let (x, y) = (self.scratch(), self.scratch());
+                    self.b.i().local_set(y).local_set(x);
+                    helpers::compare_absent(&mut self.b.i(), *op, x, y);
+                    self.scratch_used = mark;
                 } else {
                     helpers::compare(&mut self.b.i(), *op);
                 }
@@ -368,7 +397,7 @@ impl<'a> FnGen<'a> {
         let step = match element {
             Element::Record { stride } => i64::from(stride),
             Element::Scalar => {
-                self.call(Helper::Word);
+                self.word();
                 8
             }
         };
@@ -410,7 +439,7 @@ impl<'a> FnGen<'a> {
                         self.b.i().i64_const(1);
                     }
                 }
-                self.call(Helper::AddChecked);
+                self.add_or_sub_checked(true);
                 self.b.i().local_set(acc);
             }
             LoopKind::Sum => {
@@ -426,7 +455,7 @@ impl<'a> FnGen<'a> {
                     };
                     self.b.i().local_get(acc);
                     self.value(body);
-                    self.call(Helper::AddChecked);
+                    self.add_or_sub_checked(true);
                     self.b.i().local_set(acc);
                     if open {
                         self.b.end();
@@ -498,7 +527,11 @@ impl<'a> FnGen<'a> {
 
     /// Appends the `i64` on the stack to the output.
     fn out(&mut self) {
-        self.call(Helper::Out);
+        let mark = self.scratch_used;
+        let value = self.scratch();
+        self.b.i().local_set(value);
+        helpers::out(&mut self.b.i(), value, OUT_CURSOR);
+        self.scratch_used = mark;
     }
 
     /// A rule's `when` as an `i64` 0/1 in `local` (absent: always).
@@ -625,7 +658,7 @@ impl<'a> FnGen<'a> {
                 .i64_const(i64::from(program.order_items_field) * 8)
                 .i64_add();
         }
-        self.call(Helper::Word);
+        self.word();
         self.unpack_into(items_offset, items, program.item_stride);
         for promotion in &program.promotions {
             if promotion.when == Some(Ir::Const(0)) {
@@ -758,7 +791,7 @@ impl<'a> FnGen<'a> {
                 .local_set(score)
                 .local_get(total)
                 .local_get(score);
-            self.call(Helper::AddChecked);
+            self.add_or_sub_checked(true);
             self.b.i().local_set(total).local_get(fired);
             self.out();
             self.b.i().local_get(score);
