@@ -28,14 +28,20 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use wasmtime::{Caller, Linker, Memory, Module, OptLevel, Store, Strategy, TypedFunc};
 use weir_bench::peers::{Rego, Zen};
+use weir_bench::warm::{self, Warm};
 use weir_bench::{generate, native, scenario, weir as fixtures};
 use weir_compiler::evaluate::{evaluate, Interpreter, Lists};
 use weir_compiler::interp::{self, HostLists};
 use weir_compiler::outcome;
 use weir_runtime::evaluator::WasmEngine;
 use weir_runtime::{Engine, EngineConfig, Hook};
+
+// The allocator the `weir` binary runs with (server/src/main.rs), so the whole paths
+// measured here are the ones `weir eval` and `weir serve` run; every engine, peers
+// included, allocates through it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A label per hook call (the SOP hook runs once per event).
 fn labels(inputs: &[(interp::Hook, Vec<u8>)]) -> Vec<String> {
@@ -51,89 +57,6 @@ fn labels(inputs: &[(interp::Hook, Vec<u8>)]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// One instance of the module kept warm and never reset: the guest code without the
-/// reset, fuel set-up, input copy and output copy of `LoadedModule::call`. Same compiler
-/// settings as `weir_runtime::Engine` (Cranelift, `OptLevel::Speed`, fuel metering on).
-struct Warm {
-    store: Store<Lists>,
-    memory: Memory,
-    base: usize,
-    hooks: Vec<TypedFunc<(i32, i32), i64>>,
-}
-
-impl Warm {
-    fn new(wasm: &[u8], lists: Lists, inputs: &[(interp::Hook, Vec<u8>)]) -> Warm {
-        let mut config = wasmtime::Config::new();
-        config
-            .strategy(Strategy::Cranelift)
-            .cranelift_opt_level(OptLevel::Speed)
-            .consume_fuel(true);
-        let engine = wasmtime::Engine::new(&config).unwrap();
-        let module = Module::new(&engine, wasm).unwrap();
-        let mut linker = Linker::new(&engine);
-        linker
-            .func_wrap(
-                "weir",
-                "list_contains",
-                |caller: Caller<'_, Lists>, list: i32, value: i64| -> i32 {
-                    i32::from(HostLists::contains(caller.data(), list as u32, value))
-                },
-            )
-            .unwrap();
-        let mut store = Store::new(&engine, lists);
-        store.set_fuel(u64::MAX / 2).unwrap();
-        let instance = linker.instantiate(&mut store, &module).unwrap();
-        let memory = instance.get_memory(&mut store, "memory").unwrap();
-        let base = instance
-            .get_global(&mut store, "input_base")
-            .unwrap()
-            .get(&mut store)
-            .i32()
-            .unwrap() as usize;
-        let hooks = inputs
-            .iter()
-            .map(|(hook, _)| {
-                instance
-                    .get_typed_func::<(i32, i32), i64>(&mut store, hook.export_name())
-                    .unwrap()
-            })
-            .collect();
-        Warm {
-            store,
-            memory,
-            base,
-            hooks,
-        }
-    }
-
-    fn write(&mut self, input: &[u8]) {
-        let needed = self.base + input.len() + 64 * 1024;
-        let size = self.memory.data_size(&self.store);
-        if needed > size {
-            let pages = (needed - size).div_ceil(64 * 1024) as u64;
-            self.memory.grow(&mut self.store, pages).unwrap();
-        }
-        self.memory
-            .write(&mut self.store, self.base, input)
-            .unwrap();
-    }
-
-    fn call(&mut self, index: usize, len: usize) -> i64 {
-        self.hooks[index]
-            .call(&mut self.store, (self.base as i32, len as i32))
-            .unwrap()
-    }
-
-    fn output(&self, packed: i64) -> Vec<i64> {
-        let packed = packed as u64;
-        let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
-        self.memory.data(&self.store)[ptr..ptr + len]
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    }
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -212,12 +135,19 @@ fn engines(c: &mut Criterion) {
         artifact.as_bytes().len()
     );
 
-    let mut warm = Warm::new(&loaded.wasm, lists.clone(), &inputs);
+    let hooks: Vec<Hook> = inputs.iter().map(|(hook, _)| *hook).collect();
+    let mut warm = Warm::new(
+        &warm::runtime_settings(),
+        &loaded.wasm,
+        lists.clone(),
+        &hooks,
+    )
+    .unwrap();
     for (index, (hook, input)) in inputs.iter().enumerate() {
-        warm.write(input);
-        let packed = warm.call(index, input.len());
+        warm.write(input).unwrap();
+        let packed = warm.call(index, input.len()).unwrap();
         let expected = interp::run(&loaded.compiled.program, *hook, input, &lists).unwrap();
-        assert_eq!(warm.output(packed), expected, "warm {hook:?}");
+        assert_eq!(warm.output(packed).unwrap(), expected, "warm {hook:?}");
     }
 
     let mut group = c.benchmark_group("engines");
@@ -245,16 +175,16 @@ fn engines(c: &mut Criterion) {
     });
     // (a1) the guest alone: the hook's input already in a warm instance's memory.
     for (index, ((_, input), name)) in inputs.iter().zip(&names).enumerate() {
-        warm.write(input);
+        warm.write(input).unwrap();
         group.bench_function(BenchmarkId::new("a1_guest", name), |b| {
-            b.iter(|| warm.call(index, black_box(input.len())))
+            b.iter(|| warm.call(index, black_box(input.len())).unwrap())
         });
     }
     group.bench_function("a1_guest_all_hooks_with_input_copy", |b| {
         b.iter(|| {
             for (index, (_, input)) in inputs.iter().enumerate() {
-                warm.write(input);
-                black_box(warm.call(index, input.len()));
+                warm.write(input).unwrap();
+                black_box(warm.call(index, input.len()).unwrap());
             }
         })
     });

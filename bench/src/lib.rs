@@ -18,6 +18,7 @@ pub mod native;
 #[cfg(feature = "peers")]
 pub mod peers;
 pub mod scenario;
+pub mod warm;
 pub mod weir;
 
 use std::fmt;
