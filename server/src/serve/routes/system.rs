@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::sync::OnceLock;
 
 use super::reply;
 use crate::serve::problem::Problem;
@@ -59,5 +60,10 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/openapi.json", tag = "system",
     responses((status = 200, description = "OpenAPI document", body = serde_json::Value)))]
 pub async fn openapi() -> Response {
-    reply(StatusCode::OK, &crate::serve::openapi::document())
+    // The document is a function of the code alone: built once, on the first request.
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    reply(
+        StatusCode::OK,
+        DOCUMENT.get_or_init(crate::serve::openapi::document),
+    )
 }
