@@ -305,10 +305,16 @@ pub fn allocate(amount: i64, capacity: &[i64]) -> Vec<i64> {
     if amount <= 0 || total == 0 {
         return shares;
     }
+    // The same floor in 64 bits whenever nothing overflows (every realistic order):
+    // 128-bit division is a library call several times slower.
+    let narrow_total = i64::try_from(total).ok();
     let mut given: i64 = 0;
     for (share, cap) in shares.iter_mut().zip(capacity) {
-        let exact = i128::from(amount) * i128::from((*cap).max(0)) / total;
-        *share = i64::try_from(exact).unwrap_or(0);
+        let cap = (*cap).max(0);
+        *share = match (amount.checked_mul(cap), narrow_total) {
+            (Some(product), Some(total)) => product / total,
+            _ => i64::try_from(i128::from(amount) * i128::from(cap) / total).unwrap_or(0),
+        };
         given += *share;
     }
     let mut left = amount - given;
@@ -536,6 +542,49 @@ mod tests {
         assert_eq!(allocate(3, &[1, 1, 1]), vec![1, 1, 1]);
         assert_eq!(allocate(0, &[5, 5]), vec![0, 0]);
         assert_eq!(allocate(5, &[0, 0]), vec![0, 0]);
+    }
+
+    /// The proportional shares before the remainder, in 128 bits throughout.
+    fn floors_in_128_bits(amount: i64, capacity: &[i64]) -> Vec<i64> {
+        let total: i128 = capacity.iter().map(|c| i128::from((*c).max(0))).sum();
+        capacity
+            .iter()
+            .map(|c| {
+                i64::try_from(i128::from(amount) * i128::from((*c).max(0)) / total).unwrap_or(0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn allocation_takes_the_same_floors_in_64_and_128_bits() {
+        let big = i64::MAX / 2;
+        let cases: [(i64, &[i64]); 6] = [
+            (100, &[100, 200, 700]),
+            (99_999, &[33_333, 33_333, 33_334]),
+            // amount × capacity overflows 64 bits: the 128-bit path.
+            (big, &[big, 1]),
+            (3_037_000_500, &[3_037_000_500, 7]),
+            // The total overflows 64 bits.
+            (5, &[i64::MAX, i64::MAX, 3]),
+            (i64::MAX, &[i64::MAX, i64::MAX]),
+        ];
+        for (amount, capacity) in cases {
+            let expected = floors_in_128_bits(amount, capacity);
+            let total: i128 = capacity.iter().map(|c| i128::from(*c)).sum();
+            let shares = allocate(amount, capacity);
+            // Each share is its floor plus part of the remainder (fewer units than there
+            // are lines), and no more than its line unless the amount exceeds the capacity.
+            let lines = capacity.len() as i64;
+            for ((share, floor), cap) in shares.iter().zip(&expected).zip(capacity) {
+                assert!(
+                    share >= floor && *share < floor.saturating_add(lines),
+                    "{amount} {capacity:?}: {shares:?}"
+                );
+                if i128::from(amount) <= total {
+                    assert!(share <= cap);
+                }
+            }
+        }
     }
 
     #[test]
