@@ -200,13 +200,19 @@ pub(super) fn add_checked(i: &mut InstructionSink<'_>, a: u32, b: u32, sum: u32)
         .local_get(sum)
         .local_get(b)
         .i64_xor()
-        .i64_and()
-        .i64_const(0)
+        .i64_and();
+    trap_if_negative(i);
+    i.local_get(sum);
+}
+
+/// Traps when the `i64` on the stack is negative: the overflow test of checked `+` and
+/// `-`, which is a sign bit.
+fn trap_if_negative(i: &mut InstructionSink<'_>) {
+    i.i64_const(0)
         .i64_lt_s()
         .if_(BlockType::Empty)
         .unreachable()
-        .end()
-        .local_get(sum);
+        .end();
 }
 
 /// Checked `a - b`, as [`add_checked`].
@@ -222,13 +228,9 @@ pub(super) fn sub_checked(i: &mut InstructionSink<'_>, a: u32, b: u32, differenc
         .local_get(a)
         .local_get(difference)
         .i64_xor()
-        .i64_and()
-        .i64_const(0)
-        .i64_lt_s()
-        .if_(BlockType::Empty)
-        .unreachable()
-        .end()
-        .local_get(difference);
+        .i64_and();
+    trap_if_negative(i);
+    i.local_get(difference);
 }
 
 /// `x op y` of the `i64` locals `x` and `y`, false when either is absent (emitted in
