@@ -1338,6 +1338,37 @@ async fn body_errors_are_problems(kind: Kind) {
         422,
         "invalid-body",
     );
+    // So is every object nested in a body: an array would fill its fields by position.
+    let mut positional_delivery = order("c-1", json!([serum(1)]));
+    positional_delivery["delivery"] = json!([31.2, 121.5]);
+    let nested = [
+        ("/v1/orders", positional_delivery),
+        (
+            "/v1/inventory/receipts",
+            json!({"sku": "SERUM-30", "location_id": "WH-1", "qty": 1, "lot": ["L-1", 1_900_000_000_000_i64]}),
+        ),
+        (
+            "/v1/returns",
+            json!({"order_id": "X", "receiving_location_id": "WH-1", "lines": [[1, 1]]}),
+        ),
+    ];
+    for (path, body) in nested {
+        let body = problem(s.post(path, key, body).await, 422, "invalid-body");
+        assert!(
+            body["detail"].as_str().unwrap().contains("a JSON object"),
+            "{path}: {body}"
+        );
+    }
+    problem(
+        s.put(
+            "/v1/locations/X",
+            key,
+            json!({"kind": "warehouse", "name": "x", "lat": 0.0, "lon": 0.0, "capabilities": []}),
+        )
+        .await,
+        422,
+        "invalid-body",
+    );
     problem(
         s.put(
             "/v1/locations/X",

@@ -63,6 +63,32 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
+/// A nested object of a request body (`"lot"`, `"delivery"`, …), held to the body's
+/// own rule: a JSON object, never an array taken for the fields by position. Use as
+/// `#[serde(deserialize_with = "object")]`.
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Object::<T>::deserialize(deserializer).map(|Object(value)| value)
+}
+
+/// [`object`] for an optional field (with `#[serde(default)]`): `null` is `None`.
+pub fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(Option::<Object<T>>::deserialize(deserializer)?.map(|Object(value)| value))
+}
+
+/// [`object`] for each element of a list field.
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Vec::<Object<T>>::deserialize(deserializer)?
+        .into_iter()
+        .map(|Object(value)| value)
+        .collect())
+}
+
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()

@@ -12,7 +12,7 @@ use weir_runtime::store::{
 
 use super::{check_id, reply};
 use crate::serve::auth::{Caller, Scope};
-use crate::serve::extract::{integer, ApiJson, ApiPath};
+use crate::serve::extract::{integer, object, objects, optional_object, ApiJson, ApiPath};
 use crate::serve::problem::Problem;
 use crate::serve::routes::orders::LotBody;
 use crate::serve::AppState;
@@ -47,7 +47,7 @@ pub struct LocationBody {
     pub lat: f64,
     #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub capabilities: CapabilitiesBody,
     /// Merchant facts rules may read (`margin_pct`, `cost_coefficient`,
     /// `stock_turnover`, ruleset attributes).
@@ -194,7 +194,7 @@ pub struct ReceiptBody {
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     #[serde(deserialize_with = "integer")]
     pub qty: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     pub lot: Option<LotBody>,
     /// The delivery note or purchase order.
     #[serde(default)]
@@ -334,6 +334,7 @@ pub struct PresaleBody {
     pub qty: i64,
     /// Releases to buyers (their quantities add up to `qty`).
     #[schema(min_items = 1)]
+    #[serde(deserialize_with = "objects")]
     pub waves: Vec<WaveBody>,
     /// Unix ms; unsold units return to free stock then.
     #[serde(deserialize_with = "integer")]

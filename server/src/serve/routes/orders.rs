@@ -13,7 +13,9 @@ use weir_runtime::store::{
 
 use super::{check_id, reply};
 use crate::serve::auth::{Caller, Scope};
-use crate::serve::extract::{integer, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
+use crate::serve::extract::{
+    integer, objects, optional_object, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery,
+};
 use crate::serve::problem::Problem;
 use crate::serve::AppState;
 
@@ -47,7 +49,7 @@ pub struct CreateOrder {
     pub order_id: Option<String>,
     /// ISO 4217; must be the ruleset's currency.
     pub currency: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     pub delivery: Option<Point>,
     /// `ground`, `air`, `sea` or `local`.
     #[serde(default)]
@@ -479,6 +481,7 @@ pub struct CreateReturn {
     pub receiving_location_id: String,
     /// Each order line at most once.
     #[schema(min_items = 1)]
+    #[serde(deserialize_with = "objects")]
     pub lines: Vec<ReturnLineBody>,
 }
 
@@ -555,7 +558,7 @@ pub struct LotBody {
 pub struct QcBody {
     pub passed: bool,
     /// The lot to restock into, where the receiving location tracks lots.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     pub lot: Option<LotBody>,
 }
 

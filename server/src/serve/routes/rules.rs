@@ -13,7 +13,7 @@ use weir_runtime::services::orders;
 use super::orders::CreateOrder;
 use super::{check_id, reply};
 use crate::serve::auth::{Caller, Scope};
-use crate::serve::extract::{optional_integer, ApiJson, ApiPath};
+use crate::serve::extract::{object, optional_integer, ApiJson, ApiPath};
 use crate::serve::problem::Problem;
 use crate::serve::registry::{ActivateError, BuildError};
 use crate::serve::AppState;
@@ -233,6 +233,7 @@ pub struct DryRunBody {
     /// A saved version's content hash (default: the active one).
     #[serde(default)]
     pub version: Option<String>,
+    #[serde(deserialize_with = "object")]
     pub order: CreateOrder,
 }
 
