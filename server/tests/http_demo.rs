@@ -94,6 +94,27 @@ async fn weir_serve_demo_places_every_example_order() {
     let status = response.status().as_u16();
     let placed = response.text().await.unwrap();
     assert_eq!(status, 201, "{placed}");
+    // So are its goods-in and presale examples.
+    for path in ["/v1/inventory/receipts", "/v1/presales"] {
+        let pointer = format!(
+            "/paths/{}/post/requestBody/content/application~1json/example",
+            path.replace('/', "~1")
+        );
+        let example = openapi
+            .pointer(&pointer)
+            .cloned()
+            .unwrap_or_else(|| panic!("POST {path} has an example"));
+        let response = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .json(&example)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let answer = response.text().await.unwrap();
+        assert_eq!(status, 201, "{path}: {answer}");
+    }
 
     for (folder, ruleset) in [
         ("beauty", "beauty_flagship"),

@@ -120,14 +120,39 @@ pub struct ApiDoc;
 /// validation; `http_demo.rs` places it.
 const ORDER_EXAMPLE: &str = include_str!("../../../rulesets/beauty/examples/api-order.json");
 
+/// The example request of `POST /v1/inventory/receipts`: goods in for the demo beauty
+/// store's serum (no lot: the store does not track lots).
+const RECEIPT_EXAMPLE: &str = r#"{"sku": "SERUM-30", "location_id": "bty-store-sh-jingan", "qty": 24, "reference": "PO-1111"}"#;
+
+/// The example request of `POST /v1/presales`: a live-stream session on the demo
+/// livestream merchant's serum set, released in two waves in 2100 (a date an example
+/// can keep).
+const PRESALE_EXAMPLE: &str = r#"{"session_id": "anna-2100", "sku": "lvs-serum-set-1111",
+    "location_id": "lvs-wh-hangzhou", "qty": 20,
+    "waves": [{"release_at": 4102444800000, "qty": 12}, {"release_at": 4102448400000, "qty": 8}],
+    "ends_at": 4102531200000}"#;
+
+/// Request examples by path (as a JSON pointer token): requests the demo merchant
+/// accepts, so generated clients and fuzzers get past validation; `http_demo.rs` sends
+/// each of them.
+const EXAMPLES: [(&str, &str); 3] = [
+    ("~1v1~1orders", ORDER_EXAMPLE),
+    ("~1v1~1inventory~1receipts", RECEIPT_EXAMPLE),
+    ("~1v1~1presales", PRESALE_EXAMPLE),
+];
+
 /// The document as JSON.
 pub fn document() -> Json {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Json::Null);
-    let body = doc
-        .pointer_mut("/paths/~1v1~1orders/post/requestBody/content/application~1json")
-        .and_then(Json::as_object_mut);
-    if let (Some(body), Ok(example)) = (body, serde_json::from_str::<Json>(ORDER_EXAMPLE)) {
-        body.insert("example".to_owned(), example);
+    for (path, example) in EXAMPLES {
+        let body = doc
+            .pointer_mut(&format!(
+                "/paths/{path}/post/requestBody/content/application~1json"
+            ))
+            .and_then(Json::as_object_mut);
+        if let (Some(body), Ok(example)) = (body, serde_json::from_str::<Json>(example)) {
+            body.insert("example".to_owned(), example);
+        }
     }
     // How many files a ruleset may have: a bound utoipa's field attributes cannot state.
     let files = doc
