@@ -71,7 +71,8 @@ async fn weir_serve_demo_places_every_example_order() {
     );
 
     let http = reqwest::Client::new();
-    // The description's example order is a real one: the demo merchant places it.
+    // The description's request examples are real ones: the demo merchant accepts each
+    // (an order, goods in, a presale).
     let openapi: Json = http
         .get(format!("{base}/openapi.json"))
         .send()
@@ -80,22 +81,7 @@ async fn weir_serve_demo_places_every_example_order() {
         .json()
         .await
         .unwrap();
-    let example = openapi
-        .pointer("/paths/~1v1~1orders/post/requestBody/content/application~1json/example")
-        .cloned()
-        .expect("POST /v1/orders has an example");
-    let response = http
-        .post(format!("{base}/v1/orders"))
-        .bearer_auth(&key)
-        .json(&example)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let placed = response.text().await.unwrap();
-    assert_eq!(status, 201, "{placed}");
-    // So are its goods-in and presale examples.
-    for path in ["/v1/inventory/receipts", "/v1/presales"] {
+    for path in ["/v1/orders", "/v1/inventory/receipts", "/v1/presales"] {
         let pointer = format!(
             "/paths/{}/post/requestBody/content/application~1json/example",
             path.replace('/', "~1")
