@@ -4,8 +4,9 @@
 //! emitted once per module, and only if some code calls it.
 //!
 //! The small, frequent operations — the bounds-checked input load, the output writer,
-//! checked `+`/`-`/`×`, absent-aware comparisons — are emitter functions over locals
-//! that the hooks (and the larger helpers) write in place instead of calling: wasmtime
+//! checked `+` and `-`, absent-aware comparisons — are emitter functions over locals
+//! that the hooks write in place instead of calling, as the fixed-point helpers do
+//! with checked `×` and `div_round` (a hook's own `×` still calls `MulChecked`): wasmtime
 //! does not inline calls within a module by default, and on the benchmark ruleset the
 //! calls cost more than the work (guest code 3.5 µs with calls, 0.97 µs in place:
 //! docs/benchmarks.md, "Seventh run").
