@@ -17,6 +17,7 @@ use std::sync::Arc;
 use common::{Harness, Kind};
 use serde_json::{json, Map, Value as Json};
 use weir_runtime::engine::{Engine, EngineConfig};
+use weir_runtime::services::later_events::{event_work_orders, LaterEvent};
 use weir_runtime::services::orders::{self, GeoPoint, OrderError, OrderRequest, Rules};
 use weir_runtime::store::{
     Capabilities, Clock, Location, LocationKind, LotRef, NewPresale, NewReturn, NewWave,
@@ -303,6 +304,47 @@ async fn fresh_grocery_cold_chain_from_the_front_warehouse_with_a_fefo_lot(kind:
     assert_eq!(reservation.lots.len(), 1);
     assert_eq!(reservation.lots[0].lot_id, "MILK-L2");
     assert_eq!(reservation.lots[0].qty, 2);
+
+    // Delivery of a chilled shipment asks the rider for a doorstep photo: the SOP on
+    // `shipment.delivered` is evaluated when the delivery is reported, and opened with
+    // it. Nothing listens to `shipment.shipped`.
+    let order_id = &out.placed.order_id;
+    for state in [OrderState::Allocated, OrderState::Picking] {
+        s.advance_order(T, order_id, state, &[]).await.unwrap();
+    }
+    let record = s.order(T, order_id).await.unwrap().unwrap();
+    let shipped = event_work_orders(s, &rules, T, &record, LaterEvent::Shipped)
+        .await
+        .unwrap();
+    assert!(shipped.is_empty(), "{shipped:?}");
+    s.advance_order(T, order_id, OrderState::Shipped, &shipped)
+        .await
+        .unwrap();
+    let record = s.order(T, order_id).await.unwrap().unwrap();
+    let delivered = event_work_orders(s, &rules, T, &record, LaterEvent::Delivered)
+        .await
+        .unwrap();
+    let names: Vec<&str> = delivered.iter().map(|w| w.sop_name.as_str()).collect();
+    assert_eq!(names, ["doorstep_photo"]);
+    let step = &delivered[0].steps[0];
+    assert_eq!(
+        (
+            step.role.as_str(),
+            step.evidence.as_deref(),
+            step.deadline_at
+        ),
+        ("rider", Some("photo"), Some(s.now() + 2 * 60_000))
+    );
+    let advanced = s
+        .advance_order(T, order_id, OrderState::Delivered, &delivered)
+        .await
+        .unwrap();
+    assert_eq!(advanced.work_order_ids, [delivered[0].id.clone()]);
+    let record = s.order(T, order_id).await.unwrap().unwrap();
+    assert!(record
+        .work_orders
+        .iter()
+        .any(|w| w.sop_name == "doorstep_photo" && w.id == delivered[0].id));
     h.cleanup().await;
 }
 
@@ -399,7 +441,7 @@ async fn chain_store_ships_from_store_takes_bopis_and_restocks_a_cross_store_ret
 
     // Ship-from-store (门店发货): the nearest store with stock ships a delivery order.
     let req = request(
-        json!({ "channel": "tmall", "items": [tee], "address": "addr-2" }),
+        json!({ "channel": "tmall", "items": [tee], "address": "addr-2", "fulfilled_from": "STORE-XH" }),
         json!({ "id": "c-2" }),
     );
     let shipped = orders::place_order(s, &rules, T, &req, None).await.unwrap();
@@ -419,7 +461,7 @@ async fn chain_store_ships_from_store_takes_bopis_and_restocks_a_cross_store_ret
         OrderState::Shipped,
         OrderState::Delivered,
     ] {
-        s.advance_order(T, &shipped.placed.order_id, state)
+        s.advance_order(T, &shipped.placed.order_id, state, &[])
             .await
             .unwrap();
     }
@@ -429,6 +471,30 @@ async fn chain_store_ships_from_store_takes_bopis_and_restocks_a_cross_store_ret
         .unwrap()
         .unwrap()
         .on_hand;
+    // Its return SOP is decided when the return is received, on the store that takes
+    // it: 异店退货 at STORE-PD, a same-store return at STORE-XH.
+    let record = s.order(T, &shipped.placed.order_id).await.unwrap().unwrap();
+    let return_sops = |at: &'static str| {
+        let record = &record;
+        let rules = &rules;
+        async move {
+            let location = s.location(T, at).await.unwrap().unwrap();
+            let event = LaterEvent::ReturnReceived {
+                location: &location,
+            };
+            event_work_orders(s, rules, T, record, event).await.unwrap()
+        }
+    };
+    let same_store: Vec<String> = return_sops("STORE-XH")
+        .await
+        .into_iter()
+        .map(|w| w.sop_name)
+        .collect();
+    assert_eq!(same_store, ["same_store_return"]);
+    let work_orders = return_sops("STORE-PD").await;
+    let names: Vec<&str> = work_orders.iter().map(|w| w.sop_name.as_str()).collect();
+    assert_eq!(names, ["cross_store_return"]);
+    assert_eq!(work_orders[0].steps.len(), 3);
     let ret = s
         .create_return(
             T,
@@ -438,9 +504,21 @@ async fn chain_store_ships_from_store_takes_bopis_and_restocks_a_cross_store_ret
                 receiving_location_id: "STORE-PD".into(),
                 lines: vec![ReturnLine { line_no: 1, qty: 1 }],
             },
+            &work_orders,
         )
         .await
         .unwrap();
+    let opened: Vec<String> = s
+        .order(T, &shipped.placed.order_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .work_orders
+        .into_iter()
+        .map(|w| w.sop_name)
+        .filter(|name| name.contains("return"))
+        .collect();
+    assert_eq!(opened, ["cross_store_return"]);
     s.record_return_qc(T, &ret.return_id, true, None)
         .await
         .unwrap();

@@ -13,12 +13,12 @@ mod common;
 use common::{location, simple_order, stocked, Harness, Kind, T0};
 use serde_json::json;
 use weir_runtime::store::{
-    Adjustment, BudgetUse, Idempotency, LimitUse, LocationKind, LotRef, MovementKind, NewApiKey,
-    NewDecision, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation, NewReturn,
-    NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter, OrderReads,
-    OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine, ReturnState,
-    ShipmentLine, StepCompletion, StepState, Store, StoreConfig, StoreError, VelocityKey,
-    VelocityRead, WorkOrderState,
+    Adjustment, Advanced, BudgetUse, Idempotency, LimitUse, LocationKind, LotRef, MovementKind,
+    NewApiKey, NewDecision, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation,
+    NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter,
+    OrderReads, OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine,
+    ReturnState, ShipmentLine, StepCompletion, StepState, Store, StoreConfig, StoreError,
+    VelocityKey, VelocityRead, WorkOrderState,
 };
 
 const A: &str = "acme";
@@ -355,7 +355,7 @@ async fn fefo_never_picks_a_lot_expiring_before_the_promise(kind: Kind) {
         OrderState::Picking,
         OrderState::Shipped,
     ] {
-        s.advance_order(A, "o1", st).await.unwrap();
+        s.advance_order(A, "o1", st, &[]).await.unwrap();
     }
     let by_lot = s.lots(A, "serum", "wh").await.unwrap();
     let left: Vec<(String, i64, i64)> = by_lot
@@ -441,7 +441,7 @@ async fn unpaid_orders_are_cancelled_when_their_hold_expires(kind: Kind) {
     s.place_order(unpaid).await.unwrap();
     s.place_order(paid).await.unwrap();
     // Payment arrives: allocation clears the expiry.
-    s.advance_order(A, "paid", OrderState::Allocated)
+    s.advance_order(A, "paid", OrderState::Allocated, &[])
         .await
         .unwrap();
     h.clock.advance(16 * 60_000);
@@ -548,7 +548,7 @@ async fn presale_waves_sell_and_return_unsold_units(kind: Kind) {
     assert!(s.presale_tick().await.unwrap().released_waves.is_empty());
     s.place_order(buyer("b2", 5)).await.unwrap();
     // A cancelled buyer's unit goes back to the session while it is open.
-    s.cancel_order(A, "b2", "changed mind").await.unwrap();
+    s.cancel_order(A, "b2", "changed mind", &[]).await.unwrap();
     let session = s.presale_session(A, "live-1").await.unwrap().unwrap();
     assert_eq!(
         (session.locked, session.released, session.sold),
@@ -575,7 +575,7 @@ async fn presale_waves_sell_and_return_unsold_units(kind: Kind) {
     ));
     // Ending again changes nothing; cancelling after the end returns the unit to stock.
     assert_eq!(s.end_presale(A, "live-1").await.unwrap().locked, 8);
-    s.cancel_order(A, "b1", "late").await.unwrap();
+    s.cancel_order(A, "b1", "late", &[]).await.unwrap();
     let level = s.stock(A, "lipstick", "wh").await.unwrap().unwrap();
     assert_eq!((level.on_hand, level.reserved), (100, 0));
     let types: Vec<String> = s
@@ -596,6 +596,21 @@ async fn presale_waves_sell_and_return_unsold_units(kind: Kind) {
 /// Text that must come back as written: quotes, a backslash, CJK, an emoji, control
 /// characters (SQLite's inserts carry rows as JSON, see `Script`).
 const CHANNEL: &str = "livestream \"双11\" \\ 🎉\n\t\u{1}";
+
+/// A work order an order's later event opens (one step, no deadline).
+fn later_work_order(id: &str) -> NewWorkOrder {
+    NewWorkOrder {
+        id: id.into(),
+        order_id: None,
+        sop_name: format!("sop-of-{id}"),
+        steps: vec![NewStep {
+            name: "check".into(),
+            role: "clerk".into(),
+            evidence: None,
+            deadline_at: None,
+        }],
+    }
+}
 
 fn full_order(tenant: &str, id: &str) -> NewOrder {
     let mut o = NewOrder::new(tenant, id, "cust-9", "CNY");
@@ -1009,40 +1024,72 @@ async fn the_state_machine_confirms_stock_once_at_shipment(kind: Kind) {
     s.place_order(simple_order(A, "o1", "sku", "wh", 3))
         .await
         .unwrap();
-    let illegal = |r: Result<OrderState, StoreError>, from: OrderState, to: OrderState| match r {
+    let illegal = |r: Result<Advanced, StoreError>, from: OrderState, to: OrderState| match r {
         Err(StoreError::IllegalTransition { from: f, to: t, .. }) => assert_eq!((f, t), (from, to)),
         other => panic!("{other:?}"),
     };
     illegal(
-        s.advance_order(A, "o1", OrderState::Shipped).await,
+        s.advance_order(A, "o1", OrderState::Shipped, &[]).await,
         OrderState::Placed,
         OrderState::Shipped,
     );
     illegal(
-        s.advance_order(A, "o1", OrderState::Cancelled).await,
+        s.advance_order(A, "o1", OrderState::Cancelled, &[]).await,
         OrderState::Placed,
         OrderState::Cancelled,
     );
+    let allocated = s
+        .advance_order(A, "o1", OrderState::Allocated, &[])
+        .await
+        .unwrap();
     assert_eq!(
-        s.advance_order(A, "o1", OrderState::Allocated)
-            .await
-            .unwrap(),
-        OrderState::Allocated
+        (allocated.state, allocated.changed),
+        (OrderState::Allocated, true)
     );
-    s.advance_order(A, "o1", OrderState::Picking).await.unwrap();
+    s.advance_order(A, "o1", OrderState::Picking, &[])
+        .await
+        .unwrap();
     illegal(
-        s.advance_order(A, "o1", OrderState::Allocated).await,
+        s.advance_order(A, "o1", OrderState::Allocated, &[]).await,
         OrderState::Picking,
         OrderState::Allocated,
     );
-    s.advance_order(A, "o1", OrderState::Shipped).await.unwrap();
+    // The work orders of the step's SOPs are written with it.
+    let shipped = s
+        .advance_order(
+            A,
+            "o1",
+            OrderState::Shipped,
+            &[later_work_order("wo-shipped")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (shipped.changed, shipped.work_order_ids.as_slice()),
+        (true, ["wo-shipped".to_owned()].as_slice())
+    );
     let level = s.stock(A, "sku", "wh").await.unwrap().unwrap();
     assert_eq!((level.on_hand, level.reserved), (7, 0));
-    // Shipping again is a no-op: the stock dropped once.
-    s.advance_order(A, "o1", OrderState::Shipped).await.unwrap();
+    // Shipping again is a no-op: the stock dropped once, no work order is opened.
+    let again = s
+        .advance_order(
+            A,
+            "o1",
+            OrderState::Shipped,
+            &[later_work_order("wo-again")],
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.changed, again.work_order_ids.len()), (false, 0));
     let level = s.stock(A, "sku", "wh").await.unwrap().unwrap();
     assert_eq!((level.on_hand, level.reserved), (7, 0));
     let rec = s.order(A, "o1").await.unwrap().unwrap();
+    let opened: Vec<(&str, Option<&str>, usize)> = rec
+        .work_orders
+        .iter()
+        .map(|w| (w.id.as_str(), w.order_id.as_deref(), w.steps.len()))
+        .collect();
+    assert_eq!(opened, [("wo-shipped", Some("o1"), 1)]);
     assert_eq!(rec.reservations[0].status, ReservationStatus::Confirmed);
     let ledger = s.movements(A, "sku", "wh").await.unwrap();
     assert_eq!(ledger.len(), 2);
@@ -1051,20 +1098,22 @@ async fn the_state_machine_confirms_stock_once_at_shipment(kind: Kind) {
         (ledger[1].on_hand_delta, ledger[1].reference.as_str()),
         (-3, "o1")
     );
-    // Shipped goods cannot be cancelled; they are returned instead.
+    // Shipped goods cannot be cancelled; they are returned instead. The refused
+    // cancellation opens none of its work orders.
     assert!(matches!(
-        s.cancel_order(A, "o1", "late").await,
+        s.cancel_order(A, "o1", "late", &[later_work_order("wo-refused")])
+            .await,
         Err(StoreError::IllegalTransition {
             from: OrderState::Shipped,
             to: OrderState::Cancelled,
             ..
         })
     ));
-    s.advance_order(A, "o1", OrderState::Delivered)
+    s.advance_order(A, "o1", OrderState::Delivered, &[])
         .await
         .unwrap();
     illegal(
-        s.advance_order(A, "o1", OrderState::Picking).await,
+        s.advance_order(A, "o1", OrderState::Picking, &[]).await,
         OrderState::Delivered,
         OrderState::Picking,
     );
@@ -1085,7 +1134,7 @@ async fn the_state_machine_confirms_stock_once_at_shipment(kind: Kind) {
         ]
     );
     assert!(matches!(
-        s.advance_order(A, "nope", OrderState::Allocated).await,
+        s.advance_order(A, "nope", OrderState::Allocated, &[]).await,
         Err(StoreError::NotFound { kind: "order", .. })
     ));
     h.cleanup().await;
@@ -1096,11 +1145,20 @@ async fn cancellation_releases_and_compensates_once(kind: Kind) {
     let s = h.store.as_ref();
     stock_full_order(s, A).await;
     s.place_order(full_order(A, "o1")).await.unwrap();
-    s.advance_order(A, "o1", OrderState::Allocated)
+    s.advance_order(A, "o1", OrderState::Allocated, &[])
         .await
         .unwrap();
-    let out = s.cancel_order(A, "o1", "customer request").await.unwrap();
+    let out = s
+        .cancel_order(
+            A,
+            "o1",
+            "customer request",
+            &[later_work_order("wo-cancel")],
+        )
+        .await
+        .unwrap();
     assert!(!out.already_cancelled);
+    assert_eq!(out.work_order_ids, ["wo-cancel"]);
     assert_eq!(out.released_reservations, ["o1/r1", "o1/r2"]);
     assert!(out.event_id.is_some());
     assert_eq!(
@@ -1133,9 +1191,24 @@ async fn cancellation_releases_and_compensates_once(kind: Kind) {
         .iter()
         .all(|r| r.status == ReservationStatus::Released));
     // Twice: nothing more happens.
-    let again = s.cancel_order(A, "o1", "again").await.unwrap();
+    let again = s
+        .cancel_order(A, "o1", "again", &[later_work_order("wo-cancel-2")])
+        .await
+        .unwrap();
     assert!(again.already_cancelled);
     assert!(again.event_id.is_none());
+    assert!(again.work_order_ids.is_empty());
+    let opened: Vec<String> = s
+        .order(A, "o1")
+        .await
+        .unwrap()
+        .unwrap()
+        .work_orders
+        .into_iter()
+        .map(|w| w.id)
+        .filter(|id| id.starts_with("wo-cancel"))
+        .collect();
+    assert_eq!(opened, ["wo-cancel"]);
     assert_eq!(
         s.budget_usage(A, "spend_299_save_50").await.unwrap(),
         Some((0, 100_000))
@@ -1151,7 +1224,7 @@ async fn cancellation_releases_and_compensates_once(kind: Kind) {
     // The customer's limit is free again: a new order passes.
     s.place_order(full_order(A, "o2")).await.unwrap();
     assert!(matches!(
-        s.cancel_order(A, "nope", "x").await,
+        s.cancel_order(A, "nope", "x", &[]).await,
         Err(StoreError::NotFound { .. })
     ));
     h.cleanup().await;
@@ -1168,7 +1241,7 @@ async fn orders_are_listed_with_filters_and_pages(kind: Kind) {
         s.place_order(o).await.unwrap();
         h.clock.advance(1_000);
     }
-    s.cancel_order(A, "o4", "x").await.unwrap();
+    s.cancel_order(A, "o4", "x", &[]).await.unwrap();
     let ids = |v: Vec<weir_runtime::store::OrderSummary>| -> Vec<String> {
         v.into_iter().map(|o| o.order_id).collect()
     };
@@ -1228,7 +1301,7 @@ async fn ship(s: &dyn Store, tenant: &str, id: &str) {
         OrderState::Picking,
         OrderState::Shipped,
     ] {
-        s.advance_order(tenant, id, st).await.unwrap();
+        s.advance_order(tenant, id, st, &[]).await.unwrap();
     }
 }
 
@@ -1249,18 +1322,23 @@ async fn cross_store_returns_restock_the_receiving_store_after_qc(kind: Kind) {
         lines: vec![ReturnLine { line_no: 1, qty }],
     };
     assert!(matches!(
-        s.create_return(A, &ret("r0", 1)).await,
+        s.create_return(A, &ret("r0", 1), &[]).await,
         Err(StoreError::NotReturnable {
             state: OrderState::Placed,
             ..
         })
     ));
     ship(s, A, "o1").await;
-    let r1 = s.create_return(A, &ret("r1", 2)).await.unwrap();
+    let r1 = s
+        .create_return(A, &ret("r1", 2), &[later_work_order("wo-r1")])
+        .await
+        .unwrap();
     assert_eq!(r1.state, ReturnState::Received);
     assert_eq!(r1.lines, [(1, "sku".to_string(), 2)]);
+    // A refused return opens none of its work orders; an accepted one opens them.
     assert!(matches!(
-        s.create_return(A, &ret("r2", 3)).await,
+        s.create_return(A, &ret("r2", 3), &[later_work_order("wo-r2")])
+            .await,
         Err(StoreError::ReturnExceedsShipped {
             requested: 3,
             returnable: 2,
@@ -1268,13 +1346,13 @@ async fn cross_store_returns_restock_the_receiving_store_after_qc(kind: Kind) {
         })
     ));
     assert!(matches!(
-        s.create_return(A, &ret("r1", 1)).await,
+        s.create_return(A, &ret("r1", 1), &[]).await,
         Err(StoreError::AlreadyExists { .. })
     ));
     let mut bad_line = ret("r3", 1);
     bad_line.lines[0].line_no = 9;
     assert!(matches!(
-        s.create_return(A, &bad_line).await,
+        s.create_return(A, &bad_line, &[]).await,
         Err(StoreError::NotFound { .. })
     ));
     // QC passes: the receiving store gets the units, the shipping warehouse does not.
@@ -1298,7 +1376,7 @@ async fn cross_store_returns_restock_the_receiving_store_after_qc(kind: Kind) {
     assert_eq!(ledger[0].kind, MovementKind::ReturnRestock);
     assert_eq!(ledger[0].reference, "r1");
     // QC fails: nothing is restocked.
-    s.create_return(A, &ret("r4", 2)).await.unwrap();
+    s.create_return(A, &ret("r4", 2), &[]).await.unwrap();
     let failed = s.record_return_qc(A, "r4", false, None).await.unwrap();
     assert_eq!(failed.state, ReturnState::QcFailed);
     assert_eq!(
@@ -1311,7 +1389,7 @@ async fn cross_store_returns_restock_the_receiving_store_after_qc(kind: Kind) {
     );
     // Everything shipped has now been returned.
     assert!(matches!(
-        s.create_return(A, &ret("r5", 1)).await,
+        s.create_return(A, &ret("r5", 1), &[]).await,
         Err(StoreError::ReturnExceedsShipped { returnable: 0, .. })
     ));
     assert_eq!(
@@ -1319,6 +1397,16 @@ async fn cross_store_returns_restock_the_receiving_store_after_qc(kind: Kind) {
         ReturnState::QcFailed
     );
     assert_eq!(s.return_record(B, "r4").await.unwrap(), None);
+    let opened: Vec<String> = s
+        .order(A, "o1")
+        .await
+        .unwrap()
+        .unwrap()
+        .work_orders
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(opened, ["wo-r1"]);
     h.cleanup().await;
 }
 
@@ -1669,11 +1757,11 @@ async fn one_tenant_never_reads_or_changes_another(kind: Kind) {
     assert!(s.outbox_events(B, None).await.unwrap().is_empty());
     assert_eq!(s.budget_usage(B, "spend_299_save_50").await.unwrap(), None);
     assert!(matches!(
-        s.cancel_order(B, "o1", "x").await,
+        s.cancel_order(B, "o1", "x", &[]).await,
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        s.advance_order(B, "o1", OrderState::Allocated).await,
+        s.advance_order(B, "o1", OrderState::Allocated, &[]).await,
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
@@ -1734,7 +1822,7 @@ async fn one_tenant_never_reads_or_changes_another(kind: Kind) {
         s.budget_usage(B, "spend_299_save_50").await.unwrap(),
         Some((5_000, 100_000))
     );
-    s.cancel_order(B, "o1", "test").await.unwrap();
+    s.cancel_order(B, "o1", "test", &[]).await.unwrap();
     assert_eq!(footprint(&h, A).await, a_before);
     assert_eq!(
         s.order(A, "o1").await.unwrap().unwrap().summary.state,

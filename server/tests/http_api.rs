@@ -29,6 +29,7 @@ both_backends!(
     dry_run_decides_and_writes_nothing,
     lists_replace_patch_get_and_conflict,
     work_orders_list_get_and_complete,
+    sops_on_later_events_open_work_orders_with_the_deciding_version,
     api_keys_show_the_secret_once_and_revoke,
     health_readiness_metrics_and_openapi,
     // 2. error shapes
@@ -278,7 +279,10 @@ async fn orders_create_get_list_explain_cancel_and_ship(kind: Kind) {
             )
             .await;
         assert_eq!(status, 200, "{event}: {body}");
-        assert_eq!(body, json!({"order_id": "A-1", "state": state}));
+        assert_eq!(
+            body,
+            json!({"order_id": "A-1", "state": state, "work_order_ids": []})
+        );
     }
     assert_eq!(
         s.ok("/v1/orders/A-1", key).await["summary"]["state"],
@@ -346,6 +350,13 @@ async fn returns_restock_the_receiving_location(kind: Kind) {
     assert_eq!(created["state"], "received");
     assert_eq!(created["lines"], json!([[line_no, "SERUM-30", 1]]));
     assert_eq!(created["qc_at"], Json::Null);
+    // The answer to the receipt also names the work orders it opened (the shop has no
+    // SOP on `return.received`); the rest is the return as GET shows it.
+    let mut created = created;
+    assert_eq!(
+        created.as_object_mut().unwrap().remove("work_order_ids"),
+        Some(json!([]))
+    );
     assert_eq!(s.ok("/v1/returns/RET-1", key).await, created);
     // Nothing restocked before the quality check.
     assert_eq!(s.stock(key, "SERUM-30", "SH-WH").await["on_hand"], 100);
@@ -1082,6 +1093,189 @@ async fn work_orders_list_get_and_complete(kind: Kind) {
         404,
         "not-found",
     );
+    s.stop().await;
+}
+
+/// SOPs on the events after placement, added to the shop ruleset for this test.
+const LATER_SOPS: &str = r#"
+sop delivery_follow_up {
+  on shipment.delivered when location.kind == store
+  step call role customer_service within 24 h "Ask the buyer how the parcel arrived"
+}
+
+sop shipped_from_warehouse {
+  on shipment.shipped when location.kind == warehouse
+  step notify role clerk within 1 h "Send the tracking number"
+}
+
+sop return_inspection {
+  on return.received when location.kind == warehouse
+  step inspect role returns_clerk within 1 h "Inspect the returned goods" requires photo
+}
+
+sop cancelled_big_order {
+  on order.cancelled when order.subtotal >= ¥299
+  step restock role picker within 2 h "Put the picked units back"
+}
+"#;
+
+/// The work orders of `order_id`, by SOP name.
+async fn sop_names(s: &TestServer, key: &str, order_id: &str) -> Vec<String> {
+    let listed = s
+        .ok(&format!("/v1/work-orders?order_id={order_id}"), key)
+        .await;
+    let mut names: Vec<String> = listed["work_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["sop_name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Returns one unit of the first line of `order_id` at `location`: the status and body.
+async fn return_first_unit(
+    s: &TestServer,
+    key: &str,
+    order_id: &str,
+    location: &str,
+) -> (u16, Json) {
+    let line_no = s.ok(&format!("/v1/orders/{order_id}"), key).await["lines"][0]["line_no"].clone();
+    let (status, _, body) = s
+        .post(
+            "/v1/returns",
+            key,
+            json!({"order_id": order_id, "receiving_location_id": location,
+                   "lines": [{"line_no": line_no, "qty": 1}]}),
+        )
+        .await;
+    (status, body)
+}
+
+async fn sops_on_later_events_open_work_orders_with_the_deciding_version(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let key = &s.a.admin;
+    let plain = s.seed_shop(key).await;
+    let with_later = s
+        .upload(
+            key,
+            json!({ "shop.weir": format!("{SHOP}{LATER_SOPS}") }),
+            true,
+        )
+        .await;
+    // L-1 ships from the Shanghai store; L-2 (two serums, ¥320) will be cancelled.
+    s.place(key, with_id(order("c-l1", json!([serum(1)])), "L-1"))
+        .await;
+    s.place(key, with_id(order("c-l2", json!([serum(2)])), "L-2"))
+        .await;
+    // Placing opens only the placement SOPs.
+    assert_eq!(sop_names(&s, key, "L-1").await, ["pick_and_pack"]);
+    // The version without the later SOPs is active again: the orders keep the version
+    // that decided them.
+    let (status, _, body) = s
+        .post(
+            "/v1/rulesets/shop/activate",
+            key,
+            json!({ "version": plain }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(with_later["version"], json!(plain));
+
+    let mut opened = Vec::new();
+    for event in ["allocated", "picked", "shipped", "delivered", "delivered"] {
+        let (status, _, body) = s
+            .post(
+                "/v1/orders/L-1/shipment-events",
+                key,
+                json!({ "event": event }),
+            )
+            .await;
+        assert_eq!(status, 200, "{event}: {body}");
+        assert_eq!(body.get("sop_error"), None, "{body}");
+        opened.push(body["work_order_ids"].as_array().unwrap().len());
+    }
+    // Shipped from a store (not a warehouse): no tracking SOP; delivered: the follow-up,
+    // once (the second `delivered` changes nothing).
+    assert_eq!(opened, [0, 0, 0, 1, 0]);
+    assert_eq!(
+        sop_names(&s, key, "L-1").await,
+        ["delivery_follow_up", "pick_and_pack"]
+    );
+    let listed = s.ok("/v1/work-orders?order_id=L-1", key).await;
+    let follow_up = listed["work_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["sop_name"] == "delivery_follow_up")
+        .unwrap()
+        .clone();
+    assert_eq!(follow_up["steps"][0]["role"], "customer_service");
+    assert_eq!(follow_up["state"], "open");
+    let deadline = follow_up["steps"][0]["deadline_at"].as_i64().unwrap();
+    assert!(deadline > now_ms() + 23 * 3_600_000, "{deadline}");
+
+    // Returned at the warehouse: the inspection SOP, decided on the receiving location.
+    let (status, received) = return_first_unit(&s, key, "L-1", "SH-WH").await;
+    assert_eq!(status, 201, "{received}");
+    assert_eq!(received["work_order_ids"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        sop_names(&s, key, "L-1").await,
+        ["delivery_follow_up", "pick_and_pack", "return_inspection"]
+    );
+
+    // Cancelled with a subtotal of ¥320: the restock SOP, once.
+    let (status, _, cancelled) = s.post("/v1/orders/L-2/cancel", key, json!({})).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["work_order_ids"].as_array().unwrap().len(), 1);
+    let (_, _, again) = s.post("/v1/orders/L-2/cancel", key, json!({})).await;
+    assert_eq!(again["work_order_ids"], json!([]));
+    assert_eq!(
+        sop_names(&s, key, "L-2").await,
+        ["cancelled_big_order", "pick_and_pack"]
+    );
+    // An order decided by the version without them opens none.
+    s.place(key, with_id(order("c-l3", json!([serum(2)])), "L-3"))
+        .await;
+    let (_, _, cancelled) = s.post("/v1/orders/L-3/cancel", key, json!({})).await;
+    assert_eq!(cancelled["work_order_ids"], json!([]));
+
+    // An SOP that cannot be evaluated when its event comes (its product overflows on
+    // the receiving location's attribute) does not hold the return back: the return is
+    // recorded, no work order opened, and the answer says why.
+    let trapping = r#"
+attribute location.factor: int = 0
+
+sop overflowing_inspection {
+  on return.received when location.factor * 1000000000000 > 5
+  step inspect role returns_clerk within 1 h "Inspect"
+}
+"#;
+    s.upload(
+        key,
+        json!({ "shop.weir": format!("{SHOP}{trapping}") }),
+        true,
+    )
+    .await;
+    s.put_location(
+        key,
+        "SH-WH",
+        json!({"kind": "warehouse", "name": "Shanghai warehouse", "lat": 31.05, "lon": 121.25,
+               "capabilities": {"ships": true, "hazmat_certified": true},
+               "attributes": {"factor": 10_000_000_000i64}}),
+    )
+    .await;
+    s.place(key, with_id(order("c-l4", json!([serum(1)])), "L-4"))
+        .await;
+    deliver(&s, key, "L-4").await;
+    let (status, received) = return_first_unit(&s, key, "L-4", "SH-WH").await;
+    assert_eq!(status, 201, "{received}");
+    assert_eq!(received["state"], "received");
+    assert_eq!(received["work_order_ids"], json!([]));
+    let why = received["sop_error"].as_str().unwrap_or_default();
+    assert!(why.contains("sop_triggers"), "{received}");
+    assert_eq!(sop_names(&s, key, "L-4").await, ["pick_and_pack"]);
     s.stop().await;
 }
 

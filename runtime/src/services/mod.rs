@@ -1,4 +1,5 @@
 //! Services over the store (issue #6): what the order API and background jobs call.
 
 pub mod inventory;
+pub mod later_events;
 pub mod orders;

@@ -509,12 +509,7 @@ async fn plan(
         }
     };
     let attributes = store.location_attributes(tenant).await?;
-    let location_fields: Vec<&str> = rules
-        .ruleset
-        .schema
-        .entity(weir_dsl::schema::LOCATION)
-        .map(|e| e.fields.iter().map(|f| f.name.as_str()).collect())
-        .unwrap_or_default();
+    let location_fields = location_fields(rules);
     let candidates = candidates(
         &locations,
         &stock,
@@ -839,15 +834,7 @@ fn candidates<'a>(
                     },
                 ),
             };
-            let attributes = attributes
-                .get(&location.id)
-                .map(|a| {
-                    a.iter()
-                        .filter(|(name, _)| location_fields.contains(&name.as_str()))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let attributes = known_attributes(attributes.get(&location.id), location_fields);
             Some(Candidate {
                 location,
                 km,
@@ -874,17 +861,25 @@ fn eta_hours(kind: LocationKind, km: f64) -> f64 {
 }
 
 fn location_json(candidate: &Candidate<'_>) -> Json {
-    let location = candidate.location;
-    let hours = eta_hours(location.kind, candidate.km);
-    // The merchant's facts first; what the pipeline computes wins over them.
-    let mut out = candidate.attributes.clone();
+    location_facts(
+        candidate.location,
+        candidate.attributes.clone(),
+        Some(candidate.km),
+    )
+}
+
+/// A location as the facts document writes it: the merchant's `attributes` (those the
+/// ruleset's schema knows), then what the pipeline computes, which wins over them;
+/// distance and ETA only where there is a delivery to measure them to (`km`).
+pub(crate) fn location_facts(
+    location: &Location,
+    attributes: Map<String, Json>,
+    km: Option<f64>,
+) -> Json {
+    let mut out = attributes;
     let computed = json!({
         "id": location.id,
         "kind": location.kind.as_str(),
-        "distance": format!("{:.3} km", candidate.km),
-        "distance_km": format!("{:.3}", candidate.km),
-        "eta": format!("{} min", (hours * 60.0).ceil() as i64),
-        "eta_hours": format!("{hours:.3}"),
         "cold_chain": location.capabilities.cold_chain,
         "hazmat_certified": location.capabilities.hazmat_certified,
         "pickup": location.capabilities.pickup,
@@ -892,7 +887,43 @@ fn location_json(candidate: &Candidate<'_>) -> Json {
     if let Json::Object(computed) = computed {
         out.extend(computed);
     }
+    if let Some(km) = km {
+        let hours = eta_hours(location.kind, km);
+        out.insert("distance".into(), json!(format!("{km:.3} km")));
+        out.insert("distance_km".into(), json!(format!("{km:.3}")));
+        out.insert(
+            "eta".into(),
+            json!(format!("{} min", (hours * 60.0).ceil() as i64)),
+        );
+        out.insert("eta_hours".into(), json!(format!("{hours:.3}")));
+    }
     Json::Object(out)
+}
+
+/// The merchant's attributes of one location that the ruleset's schema knows
+/// (`location_fields`): the others are not facts of this ruleset.
+pub(crate) fn known_attributes(
+    attributes: Option<&Map<String, Json>>,
+    location_fields: &[&str],
+) -> Map<String, Json> {
+    attributes
+        .map(|a| {
+            a.iter()
+                .filter(|(name, _)| location_fields.contains(&name.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The names of the fields of the ruleset's `location` entity.
+pub(crate) fn location_fields(rules: &Rules) -> Vec<&str> {
+    rules
+        .ruleset
+        .schema
+        .entity(weir_dsl::schema::LOCATION)
+        .map(|e| e.fields.iter().map(|f| f.name.as_str()).collect())
+        .unwrap_or_default()
 }
 
 /// The value at a dotted fact path (`customer.device`) in the request, as a string key.
@@ -973,7 +1004,7 @@ fn velocity_keys(needs: &[(&weir_compiler::manifest::Need, VelocityRead)]) -> Ve
 /// The runtime lists the ruleset declares, from the store (a missing list is empty),
 /// as members shared by every order that reads the same list version
 /// ([`Rules::list_members`]).
-async fn lists(
+pub(crate) async fn lists(
     store: &dyn Store,
     rules: &Rules,
     tenant: &str,
@@ -1295,45 +1326,22 @@ fn check_shipment(
     if manifest.constraints.is_empty() && manifest.sops.is_empty() {
         return Ok(Ok(unconstrained()));
     }
-    // The location and the lines were read (and checked) with the order's facts: the
-    // shipment takes those values rather than reading their JSON a second time.
-    let document = json!({
-        "shipment": { "mode": planned_mode },
-        "carrier": {
-            "id": format!("{}-carrier", c.location.id),
-            "mode": planned_mode,
-            "cold_chain": c.location.capabilities.cold_chain,
-            "hazmat": c.location.capabilities.hazmat_certified,
-        },
-    });
-    let extra = facts::read(&document, &rules.ruleset).map_err(|e| OrderError::Invalid {
-        path: e.path,
-        message: e.message,
-    })?;
-    // The order's facts with this shipment's location, lines and carrier, for this
-    // check only (set here, cleared after: no copy of the whole order per shipment).
-    let shipment_value = extra
-        .facts
-        .shipment
-        .map(|record| with_items(&rules.ruleset, facts_in, record, shipment_lines));
-    facts_in.location = facts_in.locations.get(shipment.candidate).cloned();
-    facts_in.shipment = shipment_value;
-    facts_in.carrier = extra.facts.carrier;
-    let engine = WasmEngine {
-        module: &rules.module,
-    };
-    let decisions = evaluate_hooks(
-        &rules.compiled,
-        &rules.ruleset,
+    set_shipment_facts(
+        rules,
+        facts_in,
+        c.location,
+        shipment.candidate,
+        shipment_lines,
+        planned_mode,
+    )?;
+    let decisions = run_hooks(
+        rules,
         facts_in,
         shared.context,
-        &engine,
         &[Hook::Constraints, Hook::SopTriggers],
     );
-    facts_in.location = None;
-    facts_in.shipment = None;
-    facts_in.carrier = None;
-    let decisions = decisions.map_err(|e| evaluation_error(rules, e))?;
+    clear_shipment_facts(facts_in);
+    let decisions = decisions?;
     shared.found.extend(decisions.list_hits);
     let sops = decisions.sops;
     let Some(outcome) = decisions.constraints else {
@@ -1366,6 +1374,73 @@ fn check_shipment(
         })),
         None => Ok(Err(format!("no carrier mode allowed at {}", c.location.id))),
     }
+}
+
+/// Runs `hooks` of the ruleset's module (in one sandboxed instance) on `facts_in`.
+pub(crate) fn run_hooks(
+    rules: &Rules,
+    facts_in: &weir_compiler::abi::Facts,
+    context: &Context,
+    hooks: &[Hook],
+) -> Result<Decisions, OrderError> {
+    let engine = WasmEngine {
+        module: &rules.module,
+    };
+    evaluate_hooks(
+        &rules.compiled,
+        &rules.ruleset,
+        facts_in,
+        context,
+        &engine,
+        hooks,
+    )
+    .map_err(|e| evaluation_error(rules, e))
+}
+
+/// Sets the facts one shipment is evaluated on, over the order's facts: `location` (the
+/// order's candidate `candidate`, i.e. `locations[candidate]`), `shipment` with `mode`
+/// and the order's lines `lines` (indices of `order.items`) as its items, and the
+/// location's contracted carrier: licensed for dangerous goods where the location is
+/// hazmat-certified, cold-chain where it is. Set for one evaluation, then cleared with
+/// [`clear_shipment_facts`]: no copy of the whole order per shipment.
+pub(crate) fn set_shipment_facts(
+    rules: &Rules,
+    facts_in: &mut weir_compiler::abi::Facts,
+    location: &Location,
+    candidate: usize,
+    lines: &[usize],
+    mode: &str,
+) -> Result<(), OrderError> {
+    // The location and the lines were read (and checked) with the order's facts: the
+    // shipment takes those values rather than reading their JSON a second time.
+    let document = json!({
+        "shipment": { "mode": mode },
+        "carrier": {
+            "id": format!("{}-carrier", location.id),
+            "mode": mode,
+            "cold_chain": location.capabilities.cold_chain,
+            "hazmat": location.capabilities.hazmat_certified,
+        },
+    });
+    let extra = facts::read(&document, &rules.ruleset).map_err(|e| OrderError::Invalid {
+        path: e.path,
+        message: e.message,
+    })?;
+    let shipment_value = extra
+        .facts
+        .shipment
+        .map(|record| with_items(&rules.ruleset, facts_in, record, lines));
+    facts_in.location = facts_in.locations.get(candidate).cloned();
+    facts_in.shipment = shipment_value;
+    facts_in.carrier = extra.facts.carrier;
+    Ok(())
+}
+
+/// Undoes [`set_shipment_facts`].
+pub(crate) fn clear_shipment_facts(facts_in: &mut weir_compiler::abi::Facts) {
+    facts_in.location = None;
+    facts_in.shipment = None;
+    facts_in.carrier = None;
 }
 
 /// `shipment` (as read from JSON, without lines) with the order's lines `chosen` as
@@ -1416,7 +1491,8 @@ fn work_orders(
 ) -> Vec<NewWorkOrder> {
     // The SOP hook reports triggers for every event some SOP listens to; placing an
     // order is `order.placed` for the order and `shipment.assigned` for each shipment.
-    // SOPs on later events (shipped, delivered, returned, cancelled) are not opened now.
+    // SOPs on later events (shipped, delivered, returned, cancelled) are opened when
+    // those happen (`services::later_events`).
     let sop = |name: &String, event: &str| {
         rules
             .compiled
@@ -1438,23 +1514,32 @@ fn work_orders(
     }
     chosen
         .into_iter()
-        .map(|sop| NewWorkOrder {
-            id: format!("wo-{}", uuid::Uuid::now_v7().simple()),
-            order_id: Some(order_id.to_owned()),
-            sop_name: sop.name.clone(),
-            steps: sop
-                .steps
-                .iter()
-                .map(|step| NewStep {
-                    name: step.name.clone(),
-                    role: step.role.clone(),
-                    evidence: (!step.requires.is_empty()).then(|| step.requires.join(",")),
-                    deadline_at: (step.within_seconds > 0)
-                        .then(|| now_ms.saturating_add(step.within_seconds.saturating_mul(1000))),
-                })
-                .collect(),
-        })
+        .map(|sop| work_order(sop, order_id, now_ms))
         .collect()
+}
+
+/// A new work order for `sop` on `order_id`, its step deadlines counted from `now_ms`.
+pub(crate) fn work_order(
+    sop: &weir_compiler::manifest::SopMeta,
+    order_id: &str,
+    now_ms: i64,
+) -> NewWorkOrder {
+    NewWorkOrder {
+        id: format!("wo-{}", uuid::Uuid::now_v7().simple()),
+        order_id: Some(order_id.to_owned()),
+        sop_name: sop.name.clone(),
+        steps: sop
+            .steps
+            .iter()
+            .map(|step| NewStep {
+                name: step.name.clone(),
+                role: step.role.clone(),
+                evidence: (!step.requires.is_empty()).then(|| step.requires.join(",")),
+                deadline_at: (step.within_seconds > 0)
+                    .then(|| now_ms.saturating_add(step.within_seconds.saturating_mul(1000))),
+            })
+            .collect(),
+    }
 }
 
 fn digest(text: &str) -> String {

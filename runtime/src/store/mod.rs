@@ -347,29 +347,35 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<OrderSummary>, StoreError>;
     /// Cancels an order not yet shipped: held reservations and presale units are
     /// released, budgets and customer limits given back, an `order.cancelled` event
-    /// written. Cancelling a cancelled order changes nothing.
+    /// written, and `work_orders` (the SOPs on `order.cancelled` that hold) opened.
+    /// Cancelling a cancelled order changes nothing and opens nothing.
     async fn cancel_order(
         &self,
         tenant: &str,
         order_id: &str,
         reason: &str,
+        work_orders: &[NewWorkOrder],
     ) -> Result<CancelOutcome, StoreError>;
     /// One step of placed → allocated → picking → shipped → delivered (moving to the
-    /// state the order is already in is a no-op). `allocated` clears the reservations'
-    /// expiry; `shipped` confirms them (on_hand and reserved both drop, once). Writes an
-    /// `order.<state>` event.
+    /// state the order is already in is a no-op: nothing written, `work_orders` not
+    /// opened). `allocated` clears the reservations' expiry; `shipped` confirms them
+    /// (on_hand and reserved both drop, once). Writes an `order.<state>` event and
+    /// opens `work_orders` (the SOPs on the step's event that hold), all in one unit.
     async fn advance_order(
         &self,
         tenant: &str,
         order_id: &str,
         to: OrderState,
-    ) -> Result<OrderState, StoreError>;
+        work_orders: &[NewWorkOrder],
+    ) -> Result<Advanced, StoreError>;
 
-    /// Records goods handed back at any location of the tenant.
+    /// Records goods handed back at any location of the tenant, and opens
+    /// `work_orders` (the SOPs on `return.received` that hold) with it.
     async fn create_return(
         &self,
         tenant: &str,
         ret: &NewReturn,
+        work_orders: &[NewWorkOrder],
     ) -> Result<ReturnRecord, StoreError>;
     /// Quality check: passed restocks the receiving location (`lot` needed where it is
     /// lot-tracked); failed restocks nothing.

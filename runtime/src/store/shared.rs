@@ -23,15 +23,16 @@ use crate::store::placement::{
 };
 use crate::store::reference::{ReferenceCache, REFERENCE_CHANNEL};
 use crate::store::{
-    Adjustment, ApiKey, Backend, BudgetConsumption, CancelOutcome, Capabilities, DecisionRecord,
-    EscalatedStep, ExpirySweep, Location, LocationKind, Lot, LotPick, LotRef, Millis, Movement,
-    MovementKind, NewApiKey, NewEvent, NewHold, NewOrder, NewPresale, NewReservation, NewReturn,
-    NewRulesetVersion, NewWorkOrder, OrderFilter, OrderLine, OrderReadings, OrderReads,
-    OrderRecord, OrderState, OrderSummary, OutboxEvent, PlaceError, PlacedOrder, PresaleSession,
-    PresaleState, PresaleTick, Receipt, Reservation, ReservationStatus, ReturnRecord, ReturnState,
-    RulesetVersion, RuntimeList, Shipment, ShipmentLine, StepCompletion, StepState, StockLevel,
-    Store, StoreConfig, StoreError, Tenant, Usages, VelocityKey, Wave, WorkOrder, WorkOrderState,
-    WorkOrderStep, WriteStep, WriterStats, API_SCOPES,
+    Adjustment, Advanced, ApiKey, Backend, BudgetConsumption, CancelOutcome, Capabilities,
+    DecisionRecord, EscalatedStep, ExpirySweep, Location, LocationKind, Lot, LotPick, LotRef,
+    Millis, Movement, MovementKind, NewApiKey, NewEvent, NewHold, NewOrder, NewPresale,
+    NewReservation, NewReturn, NewRulesetVersion, NewWorkOrder, OrderFilter, OrderLine,
+    OrderReadings, OrderReads, OrderRecord, OrderState, OrderSummary, OutboxEvent, PlaceError,
+    PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt, Reservation,
+    ReservationStatus, ReturnRecord, ReturnState, RulesetVersion, RuntimeList, Shipment,
+    ShipmentLine, StepCompletion, StepState, StockLevel, Store, StoreConfig, StoreError, Tenant,
+    Usages, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep, WriterStats,
+    API_SCOPES,
 };
 
 #[allow(clippy::duplicate_mod)] // compiled once per backend, as this file is
@@ -938,7 +939,52 @@ async fn cancel_in_tx(
         already_cancelled: false,
         released_reservations: released,
         event_id: Some(event_id),
+        work_order_ids: Vec::new(),
     })
+}
+
+/// Opens `work_orders` for `order_id` in the caller's unit of work: what an order's
+/// later events (cancelled, shipped, delivered, a return received) trigger.
+async fn open_work_orders(
+    c: &mut Conn,
+    tenant: &str,
+    order_id: &str,
+    work_orders: &[NewWorkOrder],
+    now: Millis,
+) -> Result<Vec<String>, StoreError> {
+    if let Some(w) = work_orders
+        .iter()
+        .find(|w| w.id.is_empty() || w.steps.is_empty())
+    {
+        return Err(StoreError::Invalid(format!(
+            "work order `{}` of SOP `{}` needs an id and steps",
+            w.id, w.sop_name
+        )));
+    }
+    if work_orders.is_empty() {
+        return Ok(Vec::new());
+    }
+    insert_rows(
+        c,
+        WORK_ORDER_INSERT,
+        "",
+        work_orders
+            .iter()
+            .map(|w| work_order_values(tenant, &w.id, Some(order_id), w, now))
+            .collect(),
+    )
+    .await?;
+    insert_rows(
+        c,
+        STEP_INSERT,
+        "",
+        work_orders
+            .iter()
+            .flat_map(|w| step_values(tenant, &w.id, w))
+            .collect(),
+    )
+    .await?;
+    Ok(work_orders.iter().map(|w| w.id.clone()).collect())
 }
 
 async fn order_state_locked(
@@ -2082,14 +2128,7 @@ async fn insert_order_rows(
             steps.extend(step_values(&a.order.tenant, id, w));
         }
     }
-    insert_later(
-        c,
-        script,
-        "INSERT INTO work_orders (tenant, id, order_id, sop_name, state, created_at, updated_at)",
-        "",
-        work_orders,
-    )
-    .await?;
+    insert_later(c, script, WORK_ORDER_INSERT, "", work_orders).await?;
     insert_later(c, script, STEP_INSERT, "", steps).await?;
     fault(WriteStep::WorkOrders)?;
 
@@ -2124,6 +2163,9 @@ fn event_values(tenant: &str, e: &NewEvent, now: Millis) -> Vec<V> {
         V::I(now),
     ]
 }
+
+const WORK_ORDER_INSERT: &str =
+    "INSERT INTO work_orders (tenant, id, order_id, sop_name, state, created_at, updated_at)";
 
 const STEP_INSERT: &str = "INSERT INTO work_order_steps (tenant, work_order_id, step_no, name, \
      role, evidence_kind, deadline_at, state)";
@@ -3446,6 +3488,7 @@ impl Store for SqlStore {
         tenant: &str,
         order_id: &str,
         reason: &str,
+        work_orders: &[NewWorkOrder],
     ) -> Result<CancelOutcome, StoreError> {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
@@ -3456,6 +3499,7 @@ impl Store for SqlStore {
                 already_cancelled: true,
                 released_reservations: Vec::new(),
                 event_id: None,
+                work_order_ids: Vec::new(),
             });
         }
         if !state.cancellable() {
@@ -3465,7 +3509,7 @@ impl Store for SqlStore {
                 to: OrderState::Cancelled,
             });
         }
-        let outcome = cancel_in_tx(
+        let mut outcome = cancel_in_tx(
             &mut tx,
             tenant,
             order_id,
@@ -3474,6 +3518,8 @@ impl Store for SqlStore {
             now,
         )
         .await?;
+        outcome.work_order_ids =
+            open_work_orders(&mut tx, tenant, order_id, work_orders, now).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -3483,12 +3529,17 @@ impl Store for SqlStore {
         tenant: &str,
         order_id: &str,
         to: OrderState,
-    ) -> Result<OrderState, StoreError> {
+        work_orders: &[NewWorkOrder],
+    ) -> Result<Advanced, StoreError> {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
         let from = order_state_locked(&mut tx, tenant, order_id).await?;
         if from == to && to != OrderState::Cancelled {
-            return Ok(to);
+            return Ok(Advanced {
+                state: to,
+                changed: false,
+                work_order_ids: Vec::new(),
+            });
         }
         if !from.can_advance_to(to) {
             return Err(StoreError::IllegalTransition {
@@ -3538,14 +3589,20 @@ impl Store for SqlStore {
             now,
         )
         .await?;
+        let work_order_ids = open_work_orders(&mut tx, tenant, order_id, work_orders, now).await?;
         tx.commit().await?;
-        Ok(to)
+        Ok(Advanced {
+            state: to,
+            changed: true,
+            work_order_ids,
+        })
     }
 
     async fn create_return(
         &self,
         tenant: &str,
         ret: &NewReturn,
+        work_orders: &[NewWorkOrder],
     ) -> Result<ReturnRecord, StoreError> {
         if ret.return_id.is_empty() || ret.lines.is_empty() {
             return Err(StoreError::Invalid("a return needs an id and lines".into()));
@@ -3656,6 +3713,7 @@ impl Store for SqlStore {
             now,
         )
         .await?;
+        open_work_orders(&mut tx, tenant, &ret.order_id, work_orders, now).await?;
         let record = fetch_return(&mut tx, tenant, &ret.return_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("return vanished".into()))?;
@@ -3993,9 +4051,15 @@ impl Store for SqlStore {
         }
         insert_rows(
             &mut tx,
-            "INSERT INTO work_orders (tenant, id, order_id, sop_name, state, created_at, updated_at)",
+            WORK_ORDER_INSERT,
             "",
-            vec![work_order_values(tenant, &w.id, w.order_id.as_deref(), w, now)],
+            vec![work_order_values(
+                tenant,
+                &w.id,
+                w.order_id.as_deref(),
+                w,
+                now,
+            )],
         )
         .await?;
         insert_rows(&mut tx, STEP_INSERT, "", step_values(tenant, &w.id, w)).await?;

@@ -627,6 +627,19 @@ pub struct CancelOutcome {
     pub already_cancelled: bool,
     pub released_reservations: Vec<String>,
     pub event_id: Option<String>,
+    /// The work orders the cancellation opened (SOPs on `order.cancelled`).
+    pub work_order_ids: Vec<String>,
+}
+
+/// What a step of an order's fulfilment did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advanced {
+    /// The order's state now.
+    pub state: OrderState,
+    /// False when the order was already in that state: nothing was written.
+    pub changed: bool,
+    /// The work orders the step opened (SOPs on `shipment.shipped` …).
+    pub work_order_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,10 +5,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
-use weir_runtime::services::orders::{self, GeoPoint, OrderOutcome, OrderRequest};
+use weir_runtime::services::later_events::{event_work_orders, LaterEvent};
+use weir_runtime::services::orders::{self, GeoPoint, OrderError, OrderOutcome, OrderRequest};
 use weir_runtime::store::{
-    LotRef, NewReturn, OrderFilter, OrderRecord, OrderState, Reservation, ReturnLine,
+    DecisionRecord, LotRef, NewReturn, NewWorkOrder, OrderFilter, OrderRecord, OrderState,
+    Reservation, ReturnLine,
 };
 
 use super::{check_id, reply};
@@ -17,6 +20,7 @@ use crate::serve::extract::{
     integer, objects, optional_object, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery,
 };
 use crate::serve::problem::Problem;
+use crate::serve::registry::Version;
 use crate::serve::AppState;
 
 /// Longest accepted `Idempotency-Key`.
@@ -247,6 +251,66 @@ pub async fn get(
     Ok(reply(StatusCode::OK, &order))
 }
 
+/// The name of the ruleset that decided an order.
+fn ruleset_name(decision: &DecisionRecord) -> String {
+    decision
+        .hooks
+        .get("ruleset")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The ruleset version that decided an order (its decision record names it).
+async fn deciding_version(
+    app: &AppState,
+    tenant: &str,
+    decision: &DecisionRecord,
+) -> Result<Arc<Version>, Problem> {
+    let name = ruleset_name(decision);
+    app.rules
+        .version(tenant, &name, &decision.ruleset_hash)
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string()))?
+        .ok_or_else(|| {
+            Problem::not_found(
+                "ruleset version",
+                &format!("{name}@{}", decision.ruleset_hash),
+            )
+        })
+}
+
+/// The work orders `event` opens for `order` (docs/orders.md, "SOPs after placement"),
+/// and why there are none when its SOPs could not be evaluated. The event itself is
+/// never refused for that: the goods moved whatever the rules say, and the version
+/// that decided the order cannot be changed to mend it, so a refusal would hold the
+/// order back for good. The failure is logged and answered instead. A store that
+/// cannot be read is another matter: the caller retries, nothing was written.
+async fn later_work_orders(
+    app: &AppState,
+    tenant: &str,
+    order: &OrderRecord,
+    event: LaterEvent<'_>,
+) -> Result<(Vec<NewWorkOrder>, Option<String>), Problem> {
+    let Some(decision) = &order.decision else {
+        return Ok((Vec::new(), None));
+    };
+    let failed = |error: String| {
+        tracing::warn!(order = %order.summary.order_id, event = event.name(), %error,
+            "SOPs on a later event could not be evaluated; no work orders opened");
+        Ok((Vec::new(), Some(error)))
+    };
+    let version = match deciding_version(app, tenant, decision).await {
+        Ok(version) => version,
+        Err(problem) => return failed(problem.detail),
+    };
+    match event_work_orders(&*app.store, &version.rules, tenant, order, event).await {
+        Ok(work_orders) => Ok((work_orders, None)),
+        Err(OrderError::Store(error)) => Err(error.into()),
+        Err(error) => failed(error.to_string()),
+    }
+}
+
 /// Why the order was decided as it was: every rule of the version that decided it,
 /// whether it fired and the facts its conditions read, re-run on the stored facts.
 #[utoipa::path(get, path = "/v1/orders/{id}/explain", tag = "orders",
@@ -265,23 +329,8 @@ pub async fn explain(
     let Some(decision) = order.decision else {
         return Err(Problem::not_found("decision record of order", &id));
     };
-    let name = decision
-        .hooks
-        .get("ruleset")
-        .and_then(Json::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let version = app
-        .rules
-        .version(&caller.tenant, &name, &decision.ruleset_hash)
-        .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?
-        .ok_or_else(|| {
-            Problem::not_found(
-                "ruleset version",
-                &format!("{name}@{}", decision.ruleset_hash),
-            )
-        })?;
+    let name = ruleset_name(&decision);
+    let version = deciding_version(&app, &caller.tenant, &decision).await?;
     let facts = decision.facts.clone().unwrap_or(Json::Null);
     let rules = crate::serve::explain::explain(&version, &facts)?;
     Ok(reply(
@@ -326,8 +375,17 @@ pub async fn cancel(
     let reason = body
         .reason
         .unwrap_or_else(|| "cancelled_by_merchant".into());
-    let outcome = app.store.cancel_order(&caller.tenant, &id, &reason).await?;
-    Ok(reply(StatusCode::OK, &outcome))
+    let order = record(&app, &caller.tenant, &id).await?;
+    let (work_orders, sop_error) = if order.summary.state.cancellable() {
+        later_work_orders(&app, &caller.tenant, &order, LaterEvent::Cancelled).await?
+    } else {
+        (Vec::new(), None)
+    };
+    let outcome = app
+        .store
+        .cancel_order(&caller.tenant, &id, &reason, &work_orders)
+        .await?;
+    Ok(reply(StatusCode::OK, &with_sop_error(&outcome, sop_error)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -432,7 +490,7 @@ pub struct ShipmentEvent {
     request_body = ShipmentEvent,
     params(("id" = String, Path, description = "Order id")),
     responses(
-        (status = 200, description = "The order's state now", body = serde_json::Value),
+        (status = 200, description = "The order's state now and the work orders the step opened", body = serde_json::Value),
         (status = 409, description = "Not the next step", body = super::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn shipment_event(
@@ -448,10 +506,33 @@ pub async fn shipment_event(
         ShipmentEventKind::Shipped => OrderState::Shipped,
         ShipmentEventKind::Delivered => OrderState::Delivered,
     };
-    let state = app.store.advance_order(&caller.tenant, &id, to).await?;
+    let event = match body.event {
+        ShipmentEventKind::Shipped => Some(LaterEvent::Shipped),
+        ShipmentEventKind::Delivered => Some(LaterEvent::Delivered),
+        _ => None,
+    };
+    let (work_orders, sop_error) = match event {
+        Some(event) => {
+            let order = record(&app, &caller.tenant, &id).await?;
+            if order.summary.state.can_advance_to(to) {
+                later_work_orders(&app, &caller.tenant, &order, event).await?
+            } else {
+                (Vec::new(), None)
+            }
+        }
+        None => (Vec::new(), None),
+    };
+    let advanced = app
+        .store
+        .advance_order(&caller.tenant, &id, to, &work_orders)
+        .await?;
     Ok(reply(
         StatusCode::OK,
-        &json!({"order_id": id, "state": state.as_str()}),
+        &with_sop_error(
+            &json!({"order_id": id, "state": advanced.state.as_str(),
+                "work_order_ids": advanced.work_order_ids}),
+            sop_error,
+        ),
     ))
 }
 
@@ -501,7 +582,26 @@ pub async fn create_return(
         .return_id
         .unwrap_or_else(|| format!("r-{}", uuid::Uuid::now_v7().simple()));
     check_id("return_id", &return_id)?;
-    let record = app
+    let order = record(&app, &caller.tenant, &body.order_id).await?;
+    let location = app
+        .store
+        .location(&caller.tenant, &body.receiving_location_id)
+        .await?;
+    let returnable = matches!(
+        order.summary.state,
+        OrderState::Shipped | OrderState::Delivered
+    );
+    // What cannot be returned is refused by the store, with its reason.
+    let (work_orders, sop_error) = match location {
+        Some(location) if returnable => {
+            let event = LaterEvent::ReturnReceived {
+                location: &location,
+            };
+            later_work_orders(&app, &caller.tenant, &order, event).await?
+        }
+        _ => (Vec::new(), None),
+    };
+    let received = app
         .store
         .create_return(
             &caller.tenant,
@@ -518,9 +618,28 @@ pub async fn create_return(
                     })
                     .collect(),
             },
+            &work_orders,
         )
         .await?;
-    Ok(reply(StatusCode::CREATED, &record))
+    let mut answer = serde_json::to_value(&received).unwrap_or(Json::Null);
+    if let Json::Object(fields) = &mut answer {
+        let ids: Vec<&str> = work_orders.iter().map(|w| w.id.as_str()).collect();
+        fields.insert("work_order_ids".into(), json!(ids));
+    }
+    Ok(reply(
+        StatusCode::CREATED,
+        &with_sop_error(&answer, sop_error),
+    ))
+}
+
+/// `answer` as JSON, with `sop_error` (why a later event's SOPs were not evaluated)
+/// when there is one.
+fn with_sop_error(answer: &impl Serialize, sop_error: Option<String>) -> Json {
+    let mut json = serde_json::to_value(answer).unwrap_or(Json::Null);
+    if let (Json::Object(fields), Some(error)) = (&mut json, sop_error) {
+        fields.insert("sop_error".into(), Json::String(error));
+    }
+    json
 }
 
 /// A return.
