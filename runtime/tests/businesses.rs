@@ -158,6 +158,8 @@ async fn beauty_perfume_stays_off_air_and_a_160_wh_battery_is_blocked(kind: Kind
         receive(s, "SH-STORE-01", sku, 10, None).await;
         receive(s, "WH-KS-DG", sku, 10, None).await;
     }
+    // One travel spray to give away, at the warehouse only.
+    receive(s, "WH-KS-DG", "EDT-TRAVEL-10ML", 1, None).await;
     let perfume = json!({
         "sku": "EDP-50", "category": "fragrance", "qty": 1, "price": "¥890.00",
         "liquid_ml": "50 ml", "flammable": true, "hazmat": true, "un_number": "UN1266"
@@ -168,6 +170,7 @@ async fn beauty_perfume_stays_off_air_and_a_160_wh_battery_is_blocked(kind: Kind
     );
     req.mode = Some("air".into());
     let out = orders::place_order(s, &rules, T, &req, None).await.unwrap();
+    let first_order = out.placed.order_id.clone();
     let record = s.order(T, &out.placed.order_id).await.unwrap().unwrap();
     assert_eq!(record.shipments.len(), 1);
     let shipment = &record.shipments[0];
@@ -190,6 +193,49 @@ async fn beauty_perfume_stays_off_air_and_a_160_wh_battery_is_blocked(kind: Kind
         decision.hooks["shipments"][0]["constraints"]["forbidden_modes"],
         json!(["air"])
     );
+    // ¥890 of fragrance earns the travel spray (香水满800赠小样): reserved as stock at
+    // the shipping warehouse, which has one.
+    assert_eq!(
+        decision.hooks["promotions"]["gifts"],
+        json!([{"sku": "EDT-TRAVEL-10ML", "qty": 1, "location": "WH-KS-DG", "given": true}])
+    );
+    let gift: Vec<(&str, &str, i64)> = record
+        .reservations
+        .iter()
+        .filter(|r| r.sku == "EDT-TRAVEL-10ML")
+        .map(|r| (r.location_id.as_str(), r.status.as_str(), r.qty))
+        .collect();
+    assert_eq!(gift, [("WH-KS-DG", "held", 1)]);
+    let spray = s
+        .stock(T, "EDT-TRAVEL-10ML", "WH-KS-DG")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((spray.on_hand, spray.reserved), (1, 1));
+    // The next buyer's spray is gone ("while stocks last"): the order is placed
+    // without it, and its record says so.
+    let mut req = request(
+        json!({ "channel": "tmall", "items": [perfume.clone()] }),
+        json!({ "id": "c-79", "device": "dev-79" }),
+    );
+    req.mode = Some("ground".into());
+    let out = orders::place_order(s, &rules, T, &req, None).await.unwrap();
+    let record = s.order(T, &out.placed.order_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.decision.unwrap().hooks["promotions"]["gifts"],
+        json!([{"sku": "EDT-TRAVEL-10ML", "qty": 1, "location": null, "given": false}])
+    );
+    assert!(record.reservations.iter().all(|r| r.sku == "EDP-50"));
+    // Cancelling the first order gives the spray back.
+    s.cancel_order(T, &first_order, "changed mind", &[])
+        .await
+        .unwrap();
+    let spray = s
+        .stock(T, "EDT-TRAVEL-10ML", "WH-KS-DG")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((spray.on_hand, spray.reserved), (1, 0));
 
     // A device with a 160 Wh battery is blocked everywhere: nothing is written.
     let before = h.scalar("SELECT COUNT(*) FROM orders").await;

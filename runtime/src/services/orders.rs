@@ -27,6 +27,7 @@ use weir_compiler::Compiled;
 use weir_dsl::checked::{CounterKind, Decision, Ruleset};
 use weir_dsl::types::Type;
 
+use super::gifts::{self, PlannedGift};
 use crate::engine::{EngineError, LoadedModule};
 use crate::evaluator::WasmEngine;
 use crate::store::{
@@ -660,6 +661,34 @@ async fn plan(
             lines: shipment_lines,
         });
     }
+    // Gifts are stock too: each is reserved at a shipping location that can promise it,
+    // or not given (docs/orders.md, "Gifts").
+    let shipping: Vec<&str> = new
+        .shipments
+        .iter()
+        .map(|s| s.location_id.as_str())
+        .collect();
+    let gifts = gifts::plan_gifts(
+        store,
+        tenant,
+        &decisions.gifts,
+        &shipping,
+        &stock,
+        &new.reservations,
+    )
+    .await?;
+    for gift in &gifts {
+        let Some(location) = &gift.location else {
+            continue;
+        };
+        new.reservations.push(NewReservation {
+            sku: gift.sku.clone(),
+            location_id: location.clone(),
+            qty: gift.qty,
+            presale_session_id: None,
+            not_expiring_before: gift.lot_tracked.then(|| promised.unwrap_or(now_ms)),
+        });
+    }
     if let Some(promotions) = &decisions.promotions {
         for consumption in &promotions.consumption {
             let Some(meta) = manifest
@@ -695,7 +724,14 @@ async fn plan(
     if let Json::Object(fields) = &mut document {
         fields.insert("lists".into(), found_lists(rules, &context, &shared.found));
     }
-    let (record, hooks) = decision_record(rules, &decisions, &candidates, &shipments, &document);
+    let (record, hooks) = decision_record(
+        rules,
+        &decisions,
+        &candidates,
+        &shipments,
+        &gifts,
+        &document,
+    );
     new.events.push(NewEvent {
         aggregate_type: "order".into(),
         aggregate_id: order_id.clone(),
@@ -1553,6 +1589,7 @@ fn decision_record(
     decisions: &Decisions,
     candidates: &[Candidate<'_>],
     shipments: &[PlannedShipment],
+    gifts: &[PlannedGift],
     document: &Json,
 ) -> (NewDecision, Json) {
     let id = |index: usize| candidates.get(index).map(|c| c.location.id.clone());
@@ -1562,7 +1599,7 @@ fn decision_record(
             "skipped": p.skipped.iter().map(|(name, why)| json!({"name": name, "why": format!("{why:?}")})).collect::<Vec<_>>(),
             "line_discounts_minor": p.line_discounts,
             "total_discount_minor": p.total_discount,
-            "gifts": decisions.gifts.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
+            "gifts": gifts.iter().map(PlannedGift::json).collect::<Vec<_>>(),
             "points_multiplier": p.points_multiplier as f64 / 1_000_000.0,
         })
     });
