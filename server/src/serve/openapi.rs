@@ -154,7 +154,8 @@ pub fn document() -> Json {
             body.insert("example".to_owned(), example);
         }
     }
-    // How many files a ruleset may have: a bound utoipa's field attributes cannot state.
+    // How many files a ruleset may have, and what their names look like
+    // (`registry::check_files`): bounds utoipa's field attributes cannot state.
     let files = doc
         .pointer_mut("/components/schemas/UploadBody/properties/files")
         .and_then(Json::as_object_mut);
@@ -163,6 +164,13 @@ pub fn document() -> Json {
         files.insert(
             "maxProperties".to_owned(),
             Json::from(super::registry::MAX_FILES),
+        );
+        files.insert(
+            "propertyNames".to_owned(),
+            serde_json::json!({
+                "pattern": super::registry::FILE_NAME_PATTERN,
+                "maxLength": super::registry::MAX_FILE_NAME_CHARS,
+            }),
         );
     }
     doc

@@ -78,6 +78,21 @@ pub fn content_hash(files: &BTreeMap<String, String>) -> String {
     weir_runtime::digest::hex(&hasher.finalize())
 }
 
+/// Longest rule file name, in characters.
+pub const MAX_FILE_NAME_CHARS: usize = 128;
+
+/// What [`plain_file_name`] accepts, as the OpenAPI description states it (ECMA-262).
+pub const FILE_NAME_PATTERN: &str = r"^[^./\\][^/\\]*\.weir$";
+
+/// A plain rule file name: not hidden, no folders, ending in `.weir`, at most
+/// [`MAX_FILE_NAME_CHARS`] characters.
+fn plain_file_name(name: &str) -> bool {
+    name.chars().count() <= MAX_FILE_NAME_CHARS
+        && name.ends_with(".weir")
+        && !name.contains(['/', '\\'])
+        && !name.starts_with('.')
+}
+
 /// Checks a set of files as one ruleset: names, sizes, then the language's checker.
 pub fn check_files(files: &BTreeMap<String, String>) -> Result<Checked, BuildError> {
     if files.is_empty() || files.len() > MAX_FILES {
@@ -87,14 +102,9 @@ pub fn check_files(files: &BTreeMap<String, String>) -> Result<Checked, BuildErr
         )));
     }
     for (name, text) in files {
-        let plain = !name.is_empty()
-            && name.len() <= 128
-            && name.ends_with(".weir")
-            && !name.contains(['/', '\\'])
-            && !name.starts_with('.');
-        if !plain {
+        if !plain_file_name(name) {
             return Err(BuildError::Files(format!(
-                "file name `{name}`: a plain name ending in `.weir` (no folders), at most 128 characters"
+                "file name `{name}`: a plain name ending in `.weir` (no folders), at most {MAX_FILE_NAME_CHARS} characters"
             )));
         }
         if text.len() > weir_dsl::MAX_FILE_BYTES {
@@ -391,4 +401,36 @@ pub enum ActivateError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The description's `propertyNames` of `files` states the rule the server applies.
+    #[test]
+    fn the_file_name_pattern_agrees_with_the_check() {
+        let pattern = regex::Regex::new(FILE_NAME_PATTERN).unwrap();
+        let long = format!("{}.weir", "规".repeat(MAX_FILE_NAME_CHARS - 5));
+        let too_long = format!("{}.weir", "规".repeat(MAX_FILE_NAME_CHARS - 4));
+        for (name, plain) in [
+            ("rules.weir", true),
+            ("促销 规则.weir", true),
+            ("a.b.weir", true),
+            (long.as_str(), true),
+            ("", false),
+            (".weir", false),
+            (".hidden.weir", false),
+            ("rules.txt", false),
+            ("rules.weir.bak", false),
+            ("dir/rules.weir", false),
+            ("dir\\rules.weir", false),
+            (too_long.as_str(), false),
+        ] {
+            assert_eq!(plain_file_name(name), plain, "{name:?}");
+            let by_schema = pattern.is_match(name) && name.chars().count() <= MAX_FILE_NAME_CHARS;
+            assert_eq!(by_schema, plain, "{name:?}");
+        }
+    }
 }
