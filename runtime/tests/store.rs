@@ -11,7 +11,7 @@
 mod common;
 
 use common::{location, simple_order, stocked, Harness, Kind, T0};
-use serde_json::json;
+use serde_json::{json, Value as Json};
 use weir_runtime::store::{
     Adjustment, Advanced, BudgetUse, Idempotency, LimitUse, LocationKind, LotRef, MovementKind,
     NewApiKey, NewDecision, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation,
@@ -38,6 +38,7 @@ both_backends!(
     every_refusal_is_typed_and_writes_nothing,
     idempotent_retries_return_the_stored_result,
     the_state_machine_confirms_stock_once_at_shipment,
+    a_held_order_is_paid_for_but_not_fulfilled_until_released,
     cancellation_releases_and_compensates_once,
     orders_are_listed_with_filters_and_pages,
     cross_store_returns_restock_the_receiving_store_after_qc,
@@ -1014,6 +1015,107 @@ async fn idempotent_retries_return_the_stored_result(kind: Kind) {
         request_hash: "something else".into(),
     });
     assert!(!s.place_order(other).await.unwrap().replayed);
+    h.cleanup().await;
+}
+
+async fn a_held_order_is_paid_for_but_not_fulfilled_until_released(kind: Kind) {
+    let h = Harness::open(kind).await;
+    let s = h.store.as_ref();
+    stocked(s, A, "wh", "sku", 10).await;
+    let mut held = simple_order(A, "held", "sku", "wh", 2);
+    held.hold_reason = Some("risk_review".into());
+    let placed = s.place_order(held).await.unwrap();
+    assert_eq!(placed.hold_reason.as_deref(), Some("risk_review"));
+    s.place_order(simple_order(A, "free", "sku", "wh", 1))
+        .await
+        .unwrap();
+    // The review queue: held orders only, and the others.
+    let listed = |on_hold| {
+        let filter = OrderFilter {
+            on_hold: Some(on_hold),
+            ..OrderFilter::default()
+        };
+        async move {
+            s.list_orders(A, &filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| (o.order_id, o.hold_reason))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(true).await,
+        [("held".to_owned(), Some("risk_review".to_owned()))]
+    );
+    assert_eq!(listed(false).await, [("free".to_owned(), None)]);
+    // Paying is allowed; picking is not, and writes nothing.
+    s.advance_order(A, "held", OrderState::Allocated, &[])
+        .await
+        .unwrap();
+    match s
+        .advance_order(
+            A,
+            "held",
+            OrderState::Picking,
+            &[later_work_order("wo-held")],
+        )
+        .await
+    {
+        Err(StoreError::OnHold { reason, to, .. }) => {
+            assert_eq!((reason.as_str(), to), ("risk_review", OrderState::Picking))
+        }
+        other => panic!("{other:?}"),
+    }
+    let record = s.order(A, "held").await.unwrap().unwrap();
+    assert_eq!(record.summary.state, OrderState::Allocated);
+    assert!(record.work_orders.is_empty());
+    // Released by a reviewer: once, with an event; then it moves on.
+    assert!(matches!(
+        s.release_order(A, "held", "").await,
+        Err(StoreError::Invalid(_))
+    ));
+    let released = s.release_order(A, "held", "reviewer-7").await.unwrap();
+    assert_eq!(
+        (
+            released.released,
+            released.hold_reason.as_deref(),
+            released.state
+        ),
+        (true, Some("risk_review"), OrderState::Allocated)
+    );
+    let again = s.release_order(A, "held", "reviewer-7").await.unwrap();
+    assert_eq!((again.released, again.hold_reason), (false, None));
+    assert_eq!(
+        s.order(A, "held")
+            .await
+            .unwrap()
+            .unwrap()
+            .summary
+            .hold_reason,
+        None
+    );
+    for state in [OrderState::Picking, OrderState::Shipped] {
+        s.advance_order(A, "held", state, &[]).await.unwrap();
+    }
+    let released_events: Vec<Json> = s
+        .outbox_events(A, Some(("order", "held")))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "order.released")
+        .map(|e| serde_json::from_str(&e.payload).unwrap())
+        .collect();
+    assert_eq!(released_events.len(), 1);
+    assert_eq!(released_events[0]["by"], "reviewer-7");
+    assert!(matches!(
+        s.release_order(A, "nope", "reviewer-7").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.release_order(B, "held", "reviewer-7").await,
+        Err(StoreError::NotFound { .. })
+    ));
     h.cleanup().await;
 }
 

@@ -30,6 +30,7 @@ both_backends!(
     lists_replace_patch_get_and_conflict,
     work_orders_list_get_and_complete,
     sops_on_later_events_open_work_orders_with_the_deciding_version,
+    a_risk_review_holds_the_order_until_released,
     api_keys_show_the_secret_once_and_revoke,
     health_readiness_metrics_and_openapi,
     // 2. error shapes
@@ -1276,6 +1277,100 @@ sop overflowing_inspection {
     let why = received["sop_error"].as_str().unwrap_or_default();
     assert!(why.contains("sop_triggers"), "{received}");
     assert_eq!(sop_names(&s, key, "L-4").await, ["pick_and_pack"]);
+    s.stop().await;
+}
+
+async fn a_risk_review_holds_the_order_until_released(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let key = &s.a.orders;
+    s.seed_shop(&s.a.admin).await;
+    // The shop scores 60 for a fourth order from one device within the hour: review.
+    for n in 1..=4 {
+        let created = s
+            .place(
+                key,
+                with_id(order("c-rv", json!([serum(1)])), &format!("RV-{n}")),
+            )
+            .await;
+        let expected = if n == 4 {
+            json!("risk_review")
+        } else {
+            Json::Null
+        };
+        assert_eq!(created["hold_reason"], expected, "RV-{n}: {created}");
+    }
+    assert_eq!(
+        s.ok("/v1/orders/RV-4", key).await["summary"]["hold_reason"],
+        "risk_review"
+    );
+    // The review queue.
+    assert_eq!(
+        order_ids(&s.ok("/v1/orders?on_hold=true", key).await),
+        ["RV-4"]
+    );
+    assert_eq!(
+        order_ids(&s.ok("/v1/orders?on_hold=false", key).await),
+        ["RV-1", "RV-2", "RV-3"]
+    );
+    problem(
+        s.get("/v1/orders?on_hold=maybe", key).await,
+        400,
+        "invalid-query",
+    );
+    // Paid for, but not picked while held.
+    let event = |name: &str| json!({ "event": name });
+    let (status, _, _) = s
+        .post("/v1/orders/RV-4/shipment-events", key, event("allocated"))
+        .await;
+    assert_eq!(status, 200);
+    let body = problem(
+        s.post("/v1/orders/RV-4/shipment-events", key, event("picked"))
+            .await,
+        409,
+        "order-on-hold",
+    );
+    assert_eq!(
+        (body["hold_reason"].clone(), body["to"].clone()),
+        (json!("risk_review"), json!("picking"))
+    );
+    // A reviewer releases it (naming themself); it then moves on.
+    problem(
+        s.post("/v1/orders/RV-4/release", key, json!({})).await,
+        422,
+        "invalid-body",
+    );
+    problem(
+        s.post("/v1/orders/RV-4/release", key, json!({"by": ""}))
+            .await,
+        422,
+        "invalid-request",
+    );
+    let (status, _, released) = s
+        .post("/v1/orders/RV-4/release", key, json!({"by": "reviewer-7"}))
+        .await;
+    assert_eq!(status, 200, "{released}");
+    assert_eq!(
+        released,
+        json!({"order_id": "RV-4", "released": true, "hold_reason": "risk_review", "state": "allocated"})
+    );
+    let (_, _, again) = s
+        .post("/v1/orders/RV-4/release", key, json!({"by": "reviewer-7"}))
+        .await;
+    assert_eq!(again["released"], false);
+    assert_eq!(
+        s.ok("/v1/orders?on_hold=true", key).await["orders"],
+        json!([])
+    );
+    let (status, _, body) = s
+        .post("/v1/orders/RV-4/shipment-events", key, event("picked"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    problem(
+        s.post("/v1/orders/NOPE/release", key, json!({"by": "reviewer-7"}))
+            .await,
+        404,
+        "not-found",
+    );
     s.stop().await;
 }
 

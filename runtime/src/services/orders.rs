@@ -39,6 +39,8 @@ use crate::store::{
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 1_000;
+/// The hold of an order the risk rules sent to review.
+pub const RISK_REVIEW: &str = "risk_review";
 /// Reservations of a placed order hold for this long unless the order is allocated.
 pub const RESERVATION_HOLD_MS: i64 = 30 * 60 * 1000;
 
@@ -320,6 +322,7 @@ async fn replay_of(
         placed: PlacedOrder {
             order_id: record.summary.order_id.clone(),
             state: record.summary.state,
+            hold_reason: record.summary.hold_reason.clone(),
             created_at: record.summary.created_at,
             replayed: true,
             reservations: record.reservations.clone(),
@@ -613,6 +616,15 @@ async fn plan(
         new.discount_minor = new.discount_minor.saturating_add(discount);
     }
     new.total_minor = (new.subtotal_minor - new.discount_minor).max(0);
+    // A risk `review` places the order on hold: it waits for a human before it is
+    // fulfilled (docs/orders.md, "Review holds").
+    if decisions
+        .risk
+        .as_ref()
+        .is_some_and(|risk| risk.decision == Decision::Review)
+    {
+        new.hold_reason = Some(RISK_REVIEW.to_owned());
+    }
     new.idempotency = idempotency_key.map(|key| Idempotency {
         key: key.to_owned(),
         request_hash: request_hash(request),
@@ -747,6 +759,7 @@ async fn plan(
                 "location": s.location_id, "mode": s.carrier_mode, "packaging": s.packaging,
             })).collect::<Vec<_>>(),
             "risk": hooks.get("risk").and_then(|r| r.get("decision")).cloned(),
+            "hold_reason": new.hold_reason,
             "ruleset": rules.name,
             "version": rules.version,
         }),

@@ -22,6 +22,12 @@ pub enum StoreError {
         from: OrderState,
         to: OrderState,
     },
+    #[error("order `{order_id}` is on hold ({reason}): release it before it moves to `{to}`")]
+    OnHold {
+        order_id: String,
+        reason: String,
+        to: OrderState,
+    },
     #[error("only {available} of {requested} units of `{sku}` are free at `{location_id}`")]
     InsufficientStock {
         sku: String,

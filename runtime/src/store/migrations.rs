@@ -35,6 +35,10 @@ pub const SQLITE: &[MigrationFile] = &[
         "0003_tenants.sql",
         include_str!("../../migrations/sqlite/0003_tenants.sql"),
     ),
+    (
+        "0004_order_hold.sql",
+        include_str!("../../migrations/sqlite/0004_order_hold.sql"),
+    ),
 ];
 
 /// `runtime/migrations/postgres`, in version order.
@@ -50,6 +54,10 @@ pub const POSTGRES: &[MigrationFile] = &[
     (
         "0003_tenants.sql",
         include_str!("../../migrations/postgres/0003_tenants.sql"),
+    ),
+    (
+        "0004_order_hold.sql",
+        include_str!("../../migrations/postgres/0004_order_hold.sql"),
     ),
 ];
 

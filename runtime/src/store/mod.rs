@@ -369,6 +369,16 @@ pub trait Store: Send + Sync {
         work_orders: &[NewWorkOrder],
     ) -> Result<Advanced, StoreError>;
 
+    /// Releases an order held for review (`hold_reason`), so that it can be fulfilled;
+    /// writes an `order.released` event naming `by`. Releasing an order that is not on
+    /// hold changes nothing (`released: false`). Rejecting it is cancelling it.
+    async fn release_order(
+        &self,
+        tenant: &str,
+        order_id: &str,
+        by: &str,
+    ) -> Result<Released, StoreError>;
+
     /// Records goods handed back at any location of the tenant, and opens
     /// `work_orders` (the SOPs on `return.received` that hold) with it.
     async fn create_return(

@@ -28,7 +28,7 @@ use crate::store::{
     Millis, Movement, MovementKind, NewApiKey, NewEvent, NewHold, NewOrder, NewPresale,
     NewReservation, NewReturn, NewRulesetVersion, NewWorkOrder, OrderFilter, OrderLine,
     OrderReadings, OrderReads, OrderRecord, OrderState, OrderSummary, OutboxEvent, PlaceError,
-    PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt, Reservation,
+    PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt, Released, Reservation,
     ReservationStatus, ReturnRecord, ReturnState, RulesetVersion, RuntimeList, Shipment,
     ShipmentLine, StepCompletion, StepState, StockLevel, Store, StoreConfig, StoreError, Tenant,
     Usages, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep, WriterStats,
@@ -306,7 +306,7 @@ fn reservation_row(row: &Row) -> Result<Reservation, StoreError> {
 }
 
 const ORDER_COLS: &str = "id, customer_id, channel, currency, subtotal_minor, discount_minor, \
-     total_minor, state, cancel_reason, idempotency_key, created_at, updated_at";
+     total_minor, state, cancel_reason, hold_reason, idempotency_key, created_at, updated_at";
 
 fn order_row(row: &Row) -> Result<OrderSummary, StoreError> {
     let state: String = row.try_get("state")?;
@@ -320,6 +320,7 @@ fn order_row(row: &Row) -> Result<OrderSummary, StoreError> {
         total_minor: row.try_get("total_minor")?,
         state: parse(&state, "order state", OrderState::parse)?,
         cancel_reason: row.try_get("cancel_reason")?,
+        hold_reason: row.try_get("hold_reason")?,
         idempotency_key: row.try_get("idempotency_key")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -1005,6 +1006,21 @@ async fn order_state_locked(
     parse(&state, "order state", OrderState::parse)
 }
 
+/// Why an order (locked by the caller) is held, or `None`.
+async fn order_hold(
+    c: &mut Conn,
+    tenant: &str,
+    order_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT hold_reason FROM orders WHERE tenant = $1 AND id = $2")
+        .bind(tenant)
+        .bind(order_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or_else(|| StoreError::not_found("order", order_id))?;
+    Ok(row.try_get("hold_reason")?)
+}
+
 // ---- the order writer ------------------------------------------------------------------
 
 struct Job {
@@ -1397,6 +1413,7 @@ fn placed_from(a: &Accepted<'_>, now: Millis) -> PlacedOrder {
     PlacedOrder {
         order_id: a.order.order_id.clone(),
         state: OrderState::Placed,
+        hold_reason: a.order.hold_reason.clone(),
         created_at: now,
         replayed: false,
         reservations: a
@@ -1424,12 +1441,14 @@ async fn load_placed(
     tenant: &str,
     order_id: &str,
 ) -> Result<PlacedOrder, StoreError> {
-    let row = sqlx::query("SELECT state, created_at FROM orders WHERE tenant = $1 AND id = $2")
-        .bind(tenant)
-        .bind(order_id)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or_else(|| StoreError::not_found("order", order_id))?;
+    let row = sqlx::query(
+        "SELECT state, hold_reason, created_at FROM orders WHERE tenant = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(order_id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| StoreError::not_found("order", order_id))?;
     let state: String = row.try_get("state")?;
     let reservations = fetch_reservations(c, tenant, "r.order_id = $2", vec![s(order_id)]).await?;
     let work_order_ids =
@@ -1444,6 +1463,7 @@ async fn load_placed(
     Ok(PlacedOrder {
         order_id: order_id.to_owned(),
         state: parse(&state, "order state", OrderState::parse)?,
+        hold_reason: row.try_get("hold_reason")?,
         created_at: row.try_get("created_at")?,
         replayed: true,
         reservations,
@@ -1914,7 +1934,7 @@ async fn insert_order_rows(
         script,
         "INSERT INTO orders (tenant, id, idempotency_key, request_hash, customer_id, channel, \
          currency, subtotal_minor, discount_minor, total_minor, state, cancel_reason, \
-         created_at, updated_at)",
+         hold_reason, created_at, updated_at)",
         "",
         accepted
             .iter()
@@ -1933,6 +1953,7 @@ async fn insert_order_rows(
                     V::I(o.total_minor),
                     s(OrderState::Placed.as_str()),
                     V::OS(None),
+                    V::OS(o.hold_reason.clone()),
                     V::I(now),
                     V::I(now),
                 ]
@@ -3449,6 +3470,11 @@ impl Store for SqlStore {
         if let Some(st) = f.state {
             push(&mut sql, " AND state = ?", s(st.as_str()));
         }
+        match f.on_hold {
+            Some(true) => sql.push_str(" AND hold_reason IS NOT NULL"),
+            Some(false) => sql.push_str(" AND hold_reason IS NULL"),
+            None => {}
+        }
         if let Some(c) = &f.customer_id {
             push(&mut sql, " AND customer_id = ?", s(c));
         }
@@ -3548,6 +3574,16 @@ impl Store for SqlStore {
                 to,
             });
         }
+        // A held order may be paid for (allocated), not fulfilled.
+        if to != OrderState::Allocated {
+            if let Some(reason) = order_hold(&mut tx, tenant, order_id).await? {
+                return Err(StoreError::OnHold {
+                    order_id: order_id.to_owned(),
+                    reason,
+                    to,
+                });
+            }
+        }
         sqlx::query("UPDATE orders SET state = $3, updated_at = $4 WHERE tenant = $1 AND id = $2")
             .bind(tenant)
             .bind(order_id)
@@ -3595,6 +3631,55 @@ impl Store for SqlStore {
             state: to,
             changed: true,
             work_order_ids,
+        })
+    }
+
+    async fn release_order(
+        &self,
+        tenant: &str,
+        order_id: &str,
+        by: &str,
+    ) -> Result<Released, StoreError> {
+        if by.is_empty() {
+            return Err(StoreError::Invalid(
+                "a release names who released the order".into(),
+            ));
+        }
+        let now = self.now_ms();
+        let mut tx = self.begin().await?;
+        let state = order_state_locked(&mut tx, tenant, order_id).await?;
+        let Some(reason) = order_hold(&mut tx, tenant, order_id).await? else {
+            return Ok(Released {
+                order_id: order_id.to_owned(),
+                released: false,
+                hold_reason: None,
+                state,
+            });
+        };
+        sqlx::query(
+            "UPDATE orders SET hold_reason = NULL, updated_at = $3 WHERE tenant = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(order_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        add_event(
+            &mut tx,
+            tenant,
+            "order",
+            order_id,
+            "order.released",
+            &serde_json::json!({ "order_id": order_id, "hold_reason": reason, "by": by }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Released {
+            order_id: order_id.to_owned(),
+            released: true,
+            hold_reason: Some(reason),
+            state,
         })
     }
 

@@ -497,6 +497,9 @@ pub struct NewOrder {
     pub subtotal_minor: i64,
     pub discount_minor: i64,
     pub total_minor: i64,
+    /// Why the order waits for a human before it is fulfilled (`risk_review`), or
+    /// `None` (docs/orders.md, "Review holds").
+    pub hold_reason: Option<String>,
     pub lines: Vec<NewLine>,
     pub reservations: Vec<NewReservation>,
     /// Held reservations expire then (an unpaid order); the sweeper cancels the order.
@@ -524,6 +527,7 @@ impl NewOrder {
             subtotal_minor: 0,
             discount_minor: 0,
             total_minor: 0,
+            hold_reason: None,
             lines: Vec::new(),
             reservations: Vec::new(),
             reservation_expires_at: None,
@@ -543,6 +547,8 @@ impl NewOrder {
 pub struct PlacedOrder {
     pub order_id: String,
     pub state: OrderState,
+    /// Held for a human before fulfilment (`risk_review`), or `None`.
+    pub hold_reason: Option<String>,
     pub created_at: Millis,
     /// The result of an earlier request with the same idempotency key.
     pub replayed: bool,
@@ -588,6 +594,8 @@ pub struct OrderSummary {
     pub total_minor: i64,
     pub state: OrderState,
     pub cancel_reason: Option<String>,
+    /// Held for a human before fulfilment (`risk_review`), or `None`.
+    pub hold_reason: Option<String>,
     pub idempotency_key: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
@@ -610,6 +618,8 @@ pub struct OrderRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderFilter {
     pub state: Option<OrderState>,
+    /// Only orders held (`true`) or not held (`false`) for review.
+    pub on_hold: Option<bool>,
     pub customer_id: Option<String>,
     pub channel: Option<String>,
     pub created_from: Option<Millis>,
@@ -629,6 +639,17 @@ pub struct CancelOutcome {
     pub event_id: Option<String>,
     /// The work orders the cancellation opened (SOPs on `order.cancelled`).
     pub work_order_ids: Vec<String>,
+}
+
+/// What releasing an order from its hold did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    pub order_id: String,
+    /// False when the order was not on hold: nothing was written.
+    pub released: bool,
+    /// The hold it was released from.
+    pub hold_reason: Option<String>,
+    pub state: OrderState,
 }
 
 /// What a step of an order's fulfilment did.

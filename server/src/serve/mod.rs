@@ -163,6 +163,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/orders/{id}", get(orders::get))
         .route("/orders/{id}/explain", get(orders::explain))
         .route("/orders/{id}/cancel", post(orders::cancel))
+        .route("/orders/{id}/release", post(orders::release))
         .route("/orders/{id}/shipment-events", post(orders::shipment_event))
         .route("/returns", post(orders::create_return))
         .route("/returns/{id}", get(orders::get_return))

@@ -88,7 +88,7 @@ impl Modify for BearerKey {
     paths(
         system::healthz, system::readyz, system::metrics, system::openapi,
         orders::create, orders::list, orders::get, orders::explain, orders::cancel,
-        orders::shipment_event, orders::create_return, orders::get_return, orders::return_qc,
+        orders::release, orders::shipment_event, orders::create_return, orders::get_return, orders::return_qc,
         inventory::put_location, inventory::list_locations, inventory::sku_stock,
         inventory::location_stock, inventory::receipt, inventory::adjustment,
         inventory::safety_stock, inventory::lock_presale, inventory::get_presale,

@@ -210,6 +210,11 @@ impl From<StoreError> for Problem {
                     .with("from", json!(from.as_str()))
                     .with("to", json!(to.as_str()))
             }
+            StoreError::OnHold { reason, to, .. } => {
+                conflict("order-on-hold", "The order waits for review")
+                    .with("hold_reason", json!(reason))
+                    .with("to", json!(to.as_str()))
+            }
             StoreError::InsufficientStock {
                 sku,
                 location_id,

@@ -106,9 +106,16 @@ fn reservation_view(r: &Reservation) -> PlacedReservation<'_> {
 /// placed now or is replayed from the store, so a replay's body is identical.
 fn created_body(outcome: &OrderOutcome) -> Json {
     let placed = &outcome.placed;
+    // The hold the order was placed with, read from its decisions (which never change)
+    // rather than from the order (which a release changes): a replay answers the same.
+    let review = outcome
+        .decisions
+        .pointer("/risk/decision")
+        .is_some_and(|decision| decision == "review");
     json!({
         "order_id": placed.order_id,
         "state": OrderState::Placed.as_str(),
+        "hold_reason": review.then_some(orders::RISK_REVIEW),
         "created_at": placed.created_at,
         "reservations": placed.reservations.iter().map(reservation_view).collect::<Vec<_>>(),
         "work_orders": placed.work_order_ids,
@@ -388,6 +395,41 @@ pub async fn cancel(
     Ok(reply(StatusCode::OK, &with_sop_error(&outcome, sop_error)))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// Who reviewed and released the order (kept in the `order.released` event).
+    #[schema(min_length = 1, max_length = 128)]
+    pub by: String,
+}
+
+/// Releases an order held for review (a risk `review`), so that it can be fulfilled.
+/// Releasing an order that is not on hold changes nothing (`released: false`); to
+/// reject it, cancel it.
+#[utoipa::path(post, path = "/v1/orders/{id}/release", tag = "orders",
+    request_body = ReleaseBody,
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Released, or not on hold", body = serde_json::Value),
+        (status = 404, description = "No such order", body = super::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn release(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Orders)?;
+    if body.by.is_empty() || body.by.chars().count() > 128 {
+        return Err(Problem::invalid("by: 1 to 128 characters"));
+    }
+    let released = app
+        .store
+        .release_order(&caller.tenant, &id, &body.by)
+        .await?;
+    Ok(reply(StatusCode::OK, &released))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -395,6 +437,8 @@ pub struct ListQuery {
     /// placed, allocated, picking, shipped, delivered, cancelled
     #[param(pattern = "^(placed|allocated|picking|shipped|delivered|cancelled)$")]
     pub state: Option<String>,
+    /// Only orders held for review (`true`: the review queue) or not held (`false`).
+    pub on_hold: Option<bool>,
     pub customer_id: Option<String>,
     pub channel: Option<String>,
     /// Created at or after (Unix ms).
@@ -443,6 +487,7 @@ pub async fn list(
     };
     let filter = OrderFilter {
         state,
+        on_hold: query.on_hold,
         customer_id: query.customer_id.clone(),
         channel: query.channel.clone(),
         created_from: query.created_from,
