@@ -16,9 +16,9 @@ use weir_runtime::store::{
     Adjustment, Advanced, BudgetUse, Idempotency, LimitUse, LocationKind, LotRef, MovementKind,
     NewApiKey, NewDecision, NewEvent, NewHold, NewLine, NewOrder, NewPresale, NewReservation,
     NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter,
-    OrderReads, OrderState, PlaceError, PresaleState, Receipt, ReservationStatus, ReturnLine,
-    ReturnState, ShipmentLine, StepCompletion, StepState, Store, StoreConfig, StoreError,
-    VelocityKey, VelocityRead, WorkOrderState,
+    OrderReads, OrderState, PendingSops, PlaceError, PresaleState, Receipt, ReservationStatus,
+    ReturnLine, ReturnState, ShipmentLine, StepCompletion, StepState, Store, StoreConfig,
+    StoreError, VelocityKey, VelocityRead, WorkOrderState,
 };
 
 const A: &str = "acme";
@@ -463,6 +463,38 @@ async fn unpaid_orders_are_cancelled_when_their_hold_expires(kind: Kind) {
     assert_eq!(rec.reservations[0].status, ReservationStatus::Held);
     assert_eq!(rec.reservations[0].expires_at, None);
     assert_eq!(s.stock(A, "sku", "wh").await.unwrap().unwrap().reserved, 3);
+    // The sweep has no rules: the cancelled order's `order.cancelled` SOPs are left
+    // pending, to be opened once (with the cancellation's work orders) and cleared.
+    let pending = s.pending_sops(10).await.unwrap();
+    assert_eq!(
+        pending,
+        [PendingSops {
+            tenant: A.into(),
+            order_id: "unpaid".into(),
+            event: "order.cancelled".into(),
+        }]
+    );
+    assert!(s
+        .open_pending_sops(
+            A,
+            "unpaid",
+            "order.cancelled",
+            &[later_work_order("wo-swept")]
+        )
+        .await
+        .unwrap());
+    assert!(!s
+        .open_pending_sops(
+            A,
+            "unpaid",
+            "order.cancelled",
+            &[later_work_order("wo-twice")]
+        )
+        .await
+        .unwrap());
+    assert!(s.pending_sops(10).await.unwrap().is_empty());
+    let opened = work_order_ids(s, A, "unpaid").await;
+    assert_eq!(opened, ["wo-swept"]);
     h.cleanup().await;
 }
 
@@ -597,6 +629,18 @@ async fn presale_waves_sell_and_return_unsold_units(kind: Kind) {
 /// Text that must come back as written: quotes, a backslash, CJK, an emoji, control
 /// characters (SQLite's inserts carry rows as JSON, see `Script`).
 const CHANNEL: &str = "livestream \"双11\" \\ 🎉\n\t\u{1}";
+
+/// The ids of an order's work orders.
+async fn work_order_ids(s: &dyn Store, tenant: &str, order_id: &str) -> Vec<String> {
+    s.order(tenant, order_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .work_orders
+        .into_iter()
+        .map(|w| w.id)
+        .collect()
+}
 
 /// A work order an order's later event opens (one step, no deadline).
 fn later_work_order(id: &str) -> NewWorkOrder {
@@ -1300,14 +1344,9 @@ async fn cancellation_releases_and_compensates_once(kind: Kind) {
     assert!(again.already_cancelled);
     assert!(again.event_id.is_none());
     assert!(again.work_order_ids.is_empty());
-    let opened: Vec<String> = s
-        .order(A, "o1")
+    let opened: Vec<String> = work_order_ids(s, A, "o1")
         .await
-        .unwrap()
-        .unwrap()
-        .work_orders
         .into_iter()
-        .map(|w| w.id)
         .filter(|id| id.starts_with("wo-cancel"))
         .collect();
     assert_eq!(opened, ["wo-cancel"]);
@@ -1499,15 +1538,7 @@ async fn cross_store_returns_restock_the_receiving_store_after_qc(kind: Kind) {
         ReturnState::QcFailed
     );
     assert_eq!(s.return_record(B, "r4").await.unwrap(), None);
-    let opened: Vec<String> = s
-        .order(A, "o1")
-        .await
-        .unwrap()
-        .unwrap()
-        .work_orders
-        .into_iter()
-        .map(|w| w.id)
-        .collect();
+    let opened = work_order_ids(s, A, "o1").await;
     assert_eq!(opened, ["wo-r1"]);
     h.cleanup().await;
 }

@@ -12,11 +12,14 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use common::{now_ms, order, seg, serum, Kind, Reply, TestServer, SHOP};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value as Json};
+use weir_runtime::store::ManualClock;
+use weir_server::serve::routes::orders::open_pending_sops;
 use weir_server::serve::{Limits, Options};
 
 both_backends!(
@@ -31,6 +34,7 @@ both_backends!(
     work_orders_list_get_and_complete,
     sops_on_later_events_open_work_orders_with_the_deciding_version,
     a_risk_review_holds_the_order_until_released,
+    the_sweeps_cancellations_open_their_sops_once,
     api_keys_show_the_secret_once_and_revoke,
     health_readiness_metrics_and_openapi,
     // 2. error shapes
@@ -1277,6 +1281,45 @@ sop overflowing_inspection {
     let why = received["sop_error"].as_str().unwrap_or_default();
     assert!(why.contains("sop_triggers"), "{received}");
     assert_eq!(sop_names(&s, key, "L-4").await, ["pick_and_pack"]);
+    s.stop().await;
+}
+
+async fn the_sweeps_cancellations_open_their_sops_once(kind: Kind) {
+    let clock = Arc::new(ManualClock::new(now_ms()));
+    // The background job waits an hour between rounds: the test drives the rounds.
+    let options = Options {
+        tick: std::time::Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let s = TestServer::start_with_clock(kind, options, clock.clone()).await;
+    let key = &s.a.admin;
+    s.seed_shop(key).await;
+    s.upload(
+        key,
+        json!({ "shop.weir": format!("{SHOP}{LATER_SOPS}") }),
+        true,
+    )
+    .await;
+    // Two unpaid orders: ¥320 (the restock SOP's threshold is ¥299) and ¥160.
+    s.place(key, with_id(order("c-sw1", json!([serum(2)])), "SW-1"))
+        .await;
+    s.place(key, with_id(order("c-sw2", json!([serum(1)])), "SW-2"))
+        .await;
+    clock.advance(31 * 60_000);
+    let sweep = s.state.store.sweep_expired_reservations(100).await.unwrap();
+    assert_eq!(sweep.cancelled_orders.len(), 2);
+    assert_eq!(open_pending_sops(&s.state, 100).await.unwrap(), 2);
+    assert_eq!(open_pending_sops(&s.state, 100).await.unwrap(), 0);
+    assert_eq!(
+        sop_names(&s, key, "SW-1").await,
+        ["cancelled_big_order", "pick_and_pack"]
+    );
+    assert_eq!(sop_names(&s, key, "SW-2").await, ["pick_and_pack"]);
+    let sw1 = s.ok("/v1/orders/SW-1", key).await;
+    assert_eq!(
+        (&sw1["summary"]["state"], &sw1["summary"]["cancel_reason"]),
+        (&json!("cancelled"), &json!("reservation_expired"))
+    );
     s.stop().await;
 }
 

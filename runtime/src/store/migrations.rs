@@ -39,6 +39,10 @@ pub const SQLITE: &[MigrationFile] = &[
         "0004_order_hold.sql",
         include_str!("../../migrations/sqlite/0004_order_hold.sql"),
     ),
+    (
+        "0005_order_sops_pending.sql",
+        include_str!("../../migrations/sqlite/0005_order_sops_pending.sql"),
+    ),
 ];
 
 /// `runtime/migrations/postgres`, in version order.
@@ -58,6 +62,10 @@ pub const POSTGRES: &[MigrationFile] = &[
     (
         "0004_order_hold.sql",
         include_str!("../../migrations/postgres/0004_order_hold.sql"),
+    ),
+    (
+        "0005_order_sops_pending.sql",
+        include_str!("../../migrations/postgres/0005_order_sops_pending.sql"),
     ),
 ];
 

@@ -369,6 +369,20 @@ pub trait Store: Send + Sync {
         work_orders: &[NewWorkOrder],
     ) -> Result<Advanced, StoreError>;
 
+    /// Orders whose SOPs on an event are still to be opened (the sweep cancelled them,
+    /// without the rules), least recently changed first, across tenants.
+    async fn pending_sops(&self, limit: usize) -> Result<Vec<PendingSops>, StoreError>;
+    /// Opens `work_orders` for the pending `event` of `order_id` and clears it, in one
+    /// unit of work. False, and nothing written, when that event is no longer pending
+    /// (another process opened it first).
+    async fn open_pending_sops(
+        &self,
+        tenant: &str,
+        order_id: &str,
+        event: &str,
+        work_orders: &[NewWorkOrder],
+    ) -> Result<bool, StoreError>;
+
     /// Releases an order held for review (`hold_reason`), so that it can be fulfilled;
     /// writes an `order.released` event naming `by`. Releasing an order that is not on
     /// hold changes nothing (`released: false`). Rejecting it is cancelling it.

@@ -27,12 +27,12 @@ use crate::store::{
     DecisionRecord, EscalatedStep, ExpirySweep, Location, LocationKind, Lot, LotPick, LotRef,
     Millis, Movement, MovementKind, NewApiKey, NewEvent, NewHold, NewOrder, NewPresale,
     NewReservation, NewReturn, NewRulesetVersion, NewWorkOrder, OrderFilter, OrderLine,
-    OrderReadings, OrderReads, OrderRecord, OrderState, OrderSummary, OutboxEvent, PlaceError,
-    PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt, Released, Reservation,
-    ReservationStatus, ReturnRecord, ReturnState, RulesetVersion, RuntimeList, Shipment,
-    ShipmentLine, StepCompletion, StepState, StockLevel, Store, StoreConfig, StoreError, Tenant,
-    Usages, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep, WriterStats,
-    API_SCOPES,
+    OrderReadings, OrderReads, OrderRecord, OrderState, OrderSummary, OutboxEvent, PendingSops,
+    PlaceError, PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt, Released,
+    Reservation, ReservationStatus, ReturnRecord, ReturnState, RulesetVersion, RuntimeList,
+    Shipment, ShipmentLine, StepCompletion, StepState, StockLevel, Store, StoreConfig, StoreError,
+    Tenant, Usages, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep,
+    WriterStats, API_SCOPES,
 };
 
 #[allow(clippy::duplicate_mod)] // compiled once per backend, as this file is
@@ -3022,6 +3022,16 @@ impl Store for SqlStore {
                             now,
                         )
                         .await?;
+                        // The sweep has no rules: the `order.cancelled` SOPs are opened
+                        // by the order API's background job (`pending_sops`).
+                        sqlx::query(
+                            "UPDATE orders SET sops_pending = 'order.cancelled' \
+                             WHERE tenant = $1 AND id = $2",
+                        )
+                        .bind(&tenant)
+                        .bind(&order_id)
+                        .execute(&mut *tx)
+                        .await?;
                         sweep.cancelled_orders.push((tenant.clone(), order_id));
                     } else {
                         // Paid (allocated) before the sweep got here: keep the units.
@@ -3632,6 +3642,53 @@ impl Store for SqlStore {
             changed: true,
             work_order_ids,
         })
+    }
+
+    async fn pending_sops(&self, limit: usize) -> Result<Vec<PendingSops>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant, id, sops_pending FROM orders WHERE sops_pending IS NOT NULL \
+             ORDER BY updated_at, tenant, id LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.inner.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingSops {
+                    tenant: row.try_get("tenant")?,
+                    order_id: row.try_get("id")?,
+                    event: row.try_get("sops_pending")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn open_pending_sops(
+        &self,
+        tenant: &str,
+        order_id: &str,
+        event: &str,
+        work_orders: &[NewWorkOrder],
+    ) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        let mut tx = self.begin().await?;
+        order_state_locked(&mut tx, tenant, order_id).await?;
+        let cleared = sqlx::query(
+            "UPDATE orders SET sops_pending = NULL \
+             WHERE tenant = $1 AND id = $2 AND sops_pending = $3",
+        )
+        .bind(tenant)
+        .bind(order_id)
+        .bind(event)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if cleared == 0 {
+            return Ok(false);
+        }
+        open_work_orders(&mut tx, tenant, order_id, work_orders, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn release_order(

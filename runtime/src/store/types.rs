@@ -641,6 +641,15 @@ pub struct CancelOutcome {
     pub work_order_ids: Vec<String>,
 }
 
+/// An order whose SOPs on `event` are still to be opened: the store recorded the event
+/// without the rules (a sweep's cancellation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingSops {
+    pub tenant: String,
+    pub order_id: String,
+    pub event: String,
+}
+
 /// What releasing an order from its hold did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Released {

@@ -385,6 +385,7 @@ pub async fn start(
 
 fn spawn_background(state: &AppState, options: &Options, stop: tokio::sync::watch::Receiver<bool>) {
     let store = state.store.clone();
+    let app = state.clone();
     let tick = options.tick;
     let mut stop_jobs = stop.clone();
     tokio::spawn(async move {
@@ -398,6 +399,11 @@ fn spawn_background(state: &AppState, options: &Options, stop: tokio::sync::watc
             }
             if let Err(error) = inventory.sweep_once().await {
                 tracing::warn!(%error, "reservation expiry / presale waves failed; retrying");
+            }
+            // The sweep cancels unpaid orders without the rules: their `order.cancelled`
+            // SOPs are evaluated and opened here.
+            if let Err(problem) = orders::open_pending_sops(&app, 100).await {
+                tracing::warn!(error = %problem.detail, "opening pending SOPs failed; retrying");
             }
             if let Err(error) = store.escalate_overdue_steps(1_000).await {
                 tracing::warn!(%error, "SOP escalation failed; retrying");

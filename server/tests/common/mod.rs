@@ -161,8 +161,19 @@ impl TestServer {
     }
 
     pub async fn start_with(kind: Kind, options: Options) -> TestServer {
+        Self::start_with_clock(kind, options, Arc::new(store::SystemClock)).await
+    }
+
+    /// A server whose store reads time from `clock` (reservations expire when the test
+    /// moves it).
+    pub async fn start_with_clock(
+        kind: Kind,
+        options: Options,
+        clock: Arc<dyn store::Clock>,
+    ) -> TestServer {
         let config = StoreConfig {
             max_connections: 4,
+            clock,
             ..StoreConfig::default()
         };
         let (store, place): (Arc<dyn Store>, Place) = match kind {

@@ -318,6 +318,47 @@ async fn later_work_orders(
     }
 }
 
+/// Opens the SOP work orders of events the store recorded without the rules (the
+/// reservation sweep's cancellations; docs/orders.md, "SOPs after placement"), up to
+/// `limit` orders: each with the version that decided it, as the API's own
+/// cancellations do. Returns how many were settled. A store that cannot be read stops
+/// the round; what is still pending is taken up by the next.
+pub async fn open_pending_sops(app: &AppState, limit: usize) -> Result<usize, Problem> {
+    let mut settled = 0;
+    for pending in app.store.pending_sops(limit).await? {
+        let (work_orders, error) = match app.store.order(&pending.tenant, &pending.order_id).await?
+        {
+            Some(order) if pending.event == LaterEvent::Cancelled.name() => {
+                later_work_orders(app, &pending.tenant, &order, LaterEvent::Cancelled).await?
+            }
+            _ => (
+                Vec::new(),
+                Some(format!(
+                    "no SOPs are opened for `{}` afterwards",
+                    pending.event
+                )),
+            ),
+        };
+        if let Some(error) = error {
+            tracing::warn!(order = %pending.order_id, event = %pending.event, %error,
+                "pending SOPs settled without work orders");
+        }
+        if app
+            .store
+            .open_pending_sops(
+                &pending.tenant,
+                &pending.order_id,
+                &pending.event,
+                &work_orders,
+            )
+            .await?
+        {
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
+
 /// Why the order was decided as it was: every rule of the version that decided it,
 /// whether it fired and the facts its conditions read, re-run on the stored facts.
 #[utoipa::path(get, path = "/v1/orders/{id}/explain", tag = "orders",
