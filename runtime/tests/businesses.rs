@@ -370,8 +370,11 @@ async fn fresh_grocery_cold_chain_from_the_front_warehouse_with_a_fefo_lot(kind:
     let delivered = event_work_orders(s, &rules, T, &record, LaterEvent::Delivered)
         .await
         .unwrap();
-    let names: Vec<&str> = delivered.iter().map(|w| w.sop_name.as_str()).collect();
-    assert_eq!(names, ["doorstep_photo"]);
+    let names: Vec<(&str, Option<&str>)> = delivered
+        .iter()
+        .map(|w| (w.sop_name.as_str(), w.location_id.as_deref()))
+        .collect();
+    assert_eq!(names, [("doorstep_photo", Some("FW-JA-02"))]);
     let step = &delivered[0].steps[0];
     assert_eq!(
         (
@@ -471,10 +474,16 @@ async fn chain_store_ships_from_store_takes_bopis_and_restocks_a_cross_store_ret
             .reserved,
         1
     );
-    assert!(record
+    let bopis_work: Vec<(&str, Option<&str>)> = record
         .work_orders
         .iter()
-        .any(|w| w.sop_name == "bopis_ready_for_pickup"));
+        .map(|w| (w.sop_name.as_str(), w.location_id.as_deref()))
+        .collect();
+    assert_eq!(
+        bopis_work,
+        [("bopis_ready_for_pickup", Some("STORE-PD"))],
+        "the pick-up store's work order"
+    );
     // SOPs on later events (a return's quality check) are not opened when the order is.
     assert!(
         record
@@ -483,6 +492,34 @@ async fn chain_store_ships_from_store_takes_bopis_and_restocks_a_cross_store_ret
             .all(|w| !w.sop_name.contains("return")),
         "{:?}",
         record.work_orders
+    );
+
+    // An order split across both stores: each store packs its own parcel, so each gets
+    // its own work order.
+    receive(s, "STORE-XH", "SOCK-M", 3, None).await;
+    receive(s, "STORE-PD", "CAP-L", 3, None).await;
+    let req = request(
+        json!({ "channel": "tmall", "address": "addr-3", "items": [
+            { "sku": "SOCK-M", "category": "apparel", "qty": 1, "price": "¥29.00" },
+            { "sku": "CAP-L", "category": "apparel", "qty": 1, "price": "¥79.00" },
+        ] }),
+        json!({ "id": "c-3" }),
+    );
+    let split = orders::place_order(s, &rules, T, &req, None).await.unwrap();
+    let record = s.order(T, &split.placed.order_id).await.unwrap().unwrap();
+    assert_eq!(record.shipments.len(), 2);
+    let mut packs: Vec<(&str, Option<&str>)> = record
+        .work_orders
+        .iter()
+        .map(|w| (w.sop_name.as_str(), w.location_id.as_deref()))
+        .collect();
+    packs.sort();
+    assert_eq!(
+        packs,
+        [
+            ("ship_from_store_pack", Some("STORE-PD")),
+            ("ship_from_store_pack", Some("STORE-XH")),
+        ]
     );
 
     // Ship-from-store (门店发货): the nearest store with stock ships a delivery order.
@@ -541,6 +578,7 @@ async fn chain_store_ships_from_store_takes_bopis_and_restocks_a_cross_store_ret
     let names: Vec<&str> = work_orders.iter().map(|w| w.sop_name.as_str()).collect();
     assert_eq!(names, ["cross_store_return"]);
     assert_eq!(work_orders[0].steps.len(), 3);
+    assert_eq!(work_orders[0].location_id.as_deref(), Some("STORE-PD"));
     let ret = s
         .create_return(
             T,

@@ -18,7 +18,7 @@ use weir_runtime::store::{
     NewReturn, NewRulesetVersion, NewShipment, NewStep, NewWave, NewWorkOrder, OrderFilter,
     OrderReads, OrderState, PendingSops, PlaceError, PresaleState, Receipt, ReservationStatus,
     ReturnLine, ReturnState, ShipmentLine, StepCompletion, StepState, Store, StoreConfig,
-    StoreError, VelocityKey, VelocityRead, WorkOrderState,
+    StoreError, VelocityKey, VelocityRead, WorkOrderFilter, WorkOrderState,
 };
 
 const A: &str = "acme";
@@ -647,6 +647,7 @@ fn later_work_order(id: &str) -> NewWorkOrder {
     NewWorkOrder {
         id: id.into(),
         order_id: None,
+        location_id: None,
         sop_name: format!("sop-of-{id}"),
         steps: vec![NewStep {
             name: "check".into(),
@@ -743,6 +744,7 @@ fn full_order(tenant: &str, id: &str) -> NewOrder {
     o.work_orders = vec![NewWorkOrder {
         id: String::new(),
         order_id: None,
+        location_id: None,
         sop_name: "hazmat_pack".into(),
         steps: vec![
             NewStep {
@@ -1637,6 +1639,7 @@ async fn sop_steps_need_evidence_and_escalate_after_restart(kind: Kind) {
     let wo = NewWorkOrder {
         id: "wo-1".into(),
         order_id: None,
+        location_id: None,
         sop_name: "cold_chain_check".into(),
         steps: vec![
             NewStep {
@@ -2124,6 +2127,7 @@ async fn lookups_the_order_api_needs(kind: Kind) {
     order.work_orders.push(NewWorkOrder {
         id: String::new(),
         order_id: None,
+        location_id: Some("wh-1".into()),
         sop_name: "pick".into(),
         steps: vec![NewStep {
             name: "pick".into(),
@@ -2267,17 +2271,33 @@ async fn lookups_the_order_api_needs(kind: Kind) {
     assert!(elsewhere.usages.budgets.is_empty() && elsewhere.usages.limits.is_empty());
     assert_eq!(elsewhere.velocity, vec![0, 0]);
 
-    // Work orders by order and by state.
-    let of_order = s.list_work_orders(A, Some("o-1"), None).await.unwrap();
+    // Work orders by order, by location and by state.
+    let listed = |order_id: Option<&str>, location_id: Option<&str>, state| {
+        let filter = WorkOrderFilter {
+            order_id: order_id.map(str::to_owned),
+            location_id: location_id.map(str::to_owned),
+            state,
+        };
+        async move { s.list_work_orders(A, &filter).await.unwrap() }
+    };
+    let of_order = listed(Some("o-1"), None, None).await;
     assert_eq!(of_order.len(), 1);
     assert_eq!(of_order[0].steps.len(), 1);
-    assert_eq!(s.list_work_orders(A, None, None).await.unwrap().len(), 1);
+    assert_eq!(of_order[0].location_id.as_deref(), Some("wh-1"));
+    assert_eq!(listed(None, None, None).await.len(), 1);
+    assert_eq!(listed(None, Some("wh-1"), None).await.len(), 1);
+    assert!(listed(None, Some("wh-2"), None).await.is_empty());
+    assert!(listed(None, Some("wh-1"), Some(WorkOrderState::Done))
+        .await
+        .is_empty());
+    assert!(listed(None, None, Some(WorkOrderState::Done))
+        .await
+        .is_empty());
     assert!(s
-        .list_work_orders(A, None, Some(WorkOrderState::Done))
+        .list_work_orders(B, &WorkOrderFilter::default())
         .await
         .unwrap()
         .is_empty());
-    assert!(s.list_work_orders(B, None, None).await.unwrap().is_empty());
     h.cleanup().await;
 }
 

@@ -97,6 +97,7 @@ fn order(id: &str) -> weir_runtime::store::NewOrder {
     o.work_orders.push(NewWorkOrder {
         id: String::new(),
         order_id: None,
+        location_id: None,
         sop_name: "pack".into(),
         steps: vec![NewStep {
             name: "seal".into(),

@@ -1218,6 +1218,7 @@ async fn sops_on_later_events_open_work_orders_with_the_deciding_version(kind: K
         .clone();
     assert_eq!(follow_up["steps"][0]["role"], "customer_service");
     assert_eq!(follow_up["state"], "open");
+    assert_eq!(follow_up["location_id"], "SH-STORE");
     let deadline = follow_up["steps"][0]["deadline_at"].as_i64().unwrap();
     assert!(deadline > now_ms() + 23 * 3_600_000, "{deadline}");
 
@@ -1229,6 +1230,15 @@ async fn sops_on_later_events_open_work_orders_with_the_deciding_version(kind: K
         sop_names(&s, key, "L-1").await,
         ["delivery_follow_up", "pick_and_pack", "return_inspection"]
     );
+    // The warehouse's queue: the inspection is done where the goods came back.
+    let queue = s.ok("/v1/work-orders?location_id=SH-WH", key).await;
+    let at_warehouse: Vec<&str> = queue["work_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["sop_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(at_warehouse, ["return_inspection"]);
 
     // Cancelled with a subtotal of ¥320: the restock SOP, once.
     let (status, _, cancelled) = s.post("/v1/orders/L-2/cancel", key, json!({})).await;

@@ -50,8 +50,8 @@ impl LaterEvent<'_> {
 }
 
 /// The work orders `event` opens for `order`: one per SOP on the event whose condition
-/// holds (for shipment events, on at least one of the order's shipments), with step
-/// deadlines counted from now. `rules` must be the version that decided the order.
+/// holds — for shipment events, one per shipment location where it holds; for a return,
+/// at the receiving location — with step deadlines counted from now. `rules` must be the version that decided the order.
 /// Empty when no SOP of that version listens to the event, or the order has no decision
 /// record.
 pub async fn event_work_orders(
@@ -107,10 +107,18 @@ pub async fn event_work_orders(
     };
     let facts_in = &mut input.facts;
 
-    let mut triggered: Vec<String> = Vec::new();
+    // (SOP name, where it is done), each once.
+    let mut triggered: Vec<(String, Option<String>)> = Vec::new();
     match event {
-        LaterEvent::Cancelled | LaterEvent::ReturnReceived { .. } => {
-            triggered = sops_triggered(rules, facts_in, &context)?;
+        LaterEvent::Cancelled => {
+            for name in sops_triggered(rules, facts_in, &context)? {
+                triggered.push((name, None));
+            }
+        }
+        LaterEvent::ReturnReceived { location } => {
+            for name in sops_triggered(rules, facts_in, &context)? {
+                triggered.push((name, Some(location.id.clone())));
+            }
         }
         LaterEvent::Shipped | LaterEvent::Delivered => {
             for shipment in &order.shipments {
@@ -137,18 +145,26 @@ pub async fn event_work_orders(
                 let found = sops_triggered(rules, facts_in, &context);
                 clear_shipment_facts(facts_in);
                 for name in found? {
-                    if !triggered.contains(&name) {
-                        triggered.push(name);
+                    let at = (name, Some(shipment.location_id.clone()));
+                    if !triggered.contains(&at) {
+                        triggered.push(at);
                     }
                 }
             }
         }
     }
-    Ok(listening
-        .into_iter()
-        .filter(|sop| triggered.contains(&sop.name))
-        .map(|sop| work_order(sop, &order.summary.order_id, now_ms))
-        .collect())
+    let mut work_orders = Vec::new();
+    for sop in listening {
+        for (_, at) in triggered.iter().filter(|(name, _)| name == &sop.name) {
+            work_orders.push(work_order(
+                sop,
+                &order.summary.order_id,
+                at.as_deref(),
+                now_ms,
+            ));
+        }
+    }
+    Ok(work_orders)
 }
 
 /// The SOPs whose condition holds on `facts_in`, over every event some SOP listens to

@@ -732,7 +732,14 @@ async fn plan(
         }
     }
     new.velocity = velocity_keys(&needs);
-    new.work_orders = work_orders(rules, &decisions, &shipments, &order_id, now_ms);
+    new.work_orders = work_orders(
+        rules,
+        &decisions,
+        &shipments,
+        &candidates,
+        &order_id,
+        now_ms,
+    );
     if let Json::Object(fields) = &mut document {
         fields.insert("lists".into(), found_lists(rules, &context, &shared.found));
     }
@@ -1530,11 +1537,13 @@ fn with_items(
     }
 }
 
-/// Work orders for the SOPs the evaluation triggered, with deadlines from now.
+/// Work orders for the SOPs the evaluation triggered, with deadlines from now: one per
+/// SOP on `order.placed`, one per SOP on `shipment.assigned` and shipment location.
 fn work_orders(
     rules: &Rules,
     decisions: &Decisions,
     shipments: &[PlannedShipment],
+    candidates: &[Candidate<'_>],
     order_id: &str,
     now_ms: i64,
 ) -> Vec<NewWorkOrder> {
@@ -1550,32 +1559,43 @@ fn work_orders(
             .iter()
             .find(|s| &s.name == name && s.event == event)
     };
-    let mut chosen: Vec<&weir_compiler::manifest::SopMeta> = Vec::new();
-    let placed = decisions.sops.iter().filter_map(|n| sop(n, "order.placed"));
-    let assigned = shipments
+    let mut chosen: Vec<(&weir_compiler::manifest::SopMeta, Option<&str>)> = Vec::new();
+    let placed = decisions
+        .sops
         .iter()
-        .flat_map(|s| &s.sops)
-        .filter_map(|n| sop(n, "shipment.assigned"));
-    for found in placed.chain(assigned) {
-        if !chosen.iter().any(|c| c.name == found.name) {
-            chosen.push(found);
+        .filter_map(|n| sop(n, "order.placed"))
+        .map(|found| (found, None));
+    let assigned = shipments.iter().flat_map(|s| {
+        let at = candidates.get(s.candidate).map(|c| c.location.id.as_str());
+        s.sops
+            .iter()
+            .filter_map(move |n| sop(n, "shipment.assigned"))
+            .map(move |found| (found, at))
+    });
+    for (found, at) in placed.chain(assigned) {
+        if !chosen.iter().any(|(c, l)| c.name == found.name && *l == at) {
+            chosen.push((found, at));
         }
     }
     chosen
         .into_iter()
-        .map(|sop| work_order(sop, order_id, now_ms))
+        .map(|(sop, at)| work_order(sop, order_id, at, now_ms))
         .collect()
 }
 
-/// A new work order for `sop` on `order_id`, its step deadlines counted from `now_ms`.
+/// A new work order for `sop` on `order_id`, done at `location` (a shipment's or a
+/// return's; `None` for the order's own events), its step deadlines counted from
+/// `now_ms`.
 pub(crate) fn work_order(
     sop: &weir_compiler::manifest::SopMeta,
     order_id: &str,
+    location: Option<&str>,
     now_ms: i64,
 ) -> NewWorkOrder {
     NewWorkOrder {
         id: format!("wo-{}", uuid::Uuid::now_v7().simple()),
         order_id: Some(order_id.to_owned()),
+        location_id: location.map(str::to_owned),
         sop_name: sop.name.clone(),
         steps: sop
             .steps

@@ -43,6 +43,10 @@ pub const SQLITE: &[MigrationFile] = &[
         "0005_order_sops_pending.sql",
         include_str!("../../migrations/sqlite/0005_order_sops_pending.sql"),
     ),
+    (
+        "0006_work_order_location.sql",
+        include_str!("../../migrations/sqlite/0006_work_order_location.sql"),
+    ),
 ];
 
 /// `runtime/migrations/postgres`, in version order.
@@ -66,6 +70,10 @@ pub const POSTGRES: &[MigrationFile] = &[
     (
         "0005_order_sops_pending.sql",
         include_str!("../../migrations/postgres/0005_order_sops_pending.sql"),
+    ),
+    (
+        "0006_work_order_location.sql",
+        include_str!("../../migrations/postgres/0006_work_order_location.sql"),
     ),
 ];
 

@@ -496,8 +496,7 @@ pub trait Store: Send + Sync {
     async fn list_work_orders(
         &self,
         tenant: &str,
-        order_id: Option<&str>,
-        state: Option<WorkOrderState>,
+        filter: &WorkOrderFilter,
     ) -> Result<Vec<WorkOrder>, StoreError>;
     /// Completes a step; evidence is required when the step names a kind. The last step
     /// closes the work order (`sop.completed` event).

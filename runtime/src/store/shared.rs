@@ -31,8 +31,8 @@ use crate::store::{
     PlaceError, PlacedOrder, PresaleSession, PresaleState, PresaleTick, Receipt, Released,
     Reservation, ReservationStatus, ReturnRecord, ReturnState, RulesetVersion, RuntimeList,
     Shipment, ShipmentLine, StepCompletion, StepState, StockLevel, Store, StoreConfig, StoreError,
-    Tenant, Usages, VelocityKey, Wave, WorkOrder, WorkOrderState, WorkOrderStep, WriteStep,
-    WriterStats, API_SCOPES,
+    Tenant, Usages, VelocityKey, Wave, WorkOrder, WorkOrderFilter, WorkOrderState, WorkOrderStep,
+    WriteStep, WriterStats, API_SCOPES,
 };
 
 #[allow(clippy::duplicate_mod)] // compiled once per backend, as this file is
@@ -438,7 +438,7 @@ async fn fetch_work_orders(
     arg: &str,
 ) -> Result<Vec<WorkOrder>, StoreError> {
     let sql = format!(
-        "SELECT id, order_id, sop_name, state, created_at FROM work_orders \
+        "SELECT id, order_id, location_id, sop_name, state, created_at FROM work_orders \
          WHERE tenant = $1 AND {filter} = $2 ORDER BY id"
     );
     let rows = sqlx::query(&sql)
@@ -452,6 +452,7 @@ async fn fetch_work_orders(
         out.push(WorkOrder {
             id: row.try_get("id")?,
             order_id: row.try_get("order_id")?,
+            location_id: row.try_get("location_id")?,
             sop_name: row.try_get("sop_name")?,
             state: parse(&state, "work order state", WorkOrderState::parse)?,
             steps: Vec::new(),
@@ -2185,8 +2186,8 @@ fn event_values(tenant: &str, e: &NewEvent, now: Millis) -> Vec<V> {
     ]
 }
 
-const WORK_ORDER_INSERT: &str =
-    "INSERT INTO work_orders (tenant, id, order_id, sop_name, state, created_at, updated_at)";
+const WORK_ORDER_INSERT: &str = "INSERT INTO work_orders (tenant, id, order_id, location_id, \
+     sop_name, state, created_at, updated_at)";
 
 const STEP_INSERT: &str = "INSERT INTO work_order_steps (tenant, work_order_id, step_no, name, \
      role, evidence_kind, deadline_at, state)";
@@ -2202,6 +2203,7 @@ fn work_order_values(
         s(tenant),
         s(id),
         V::OS(order_id.map(str::to_owned)),
+        V::OS(_w.location_id.clone()),
         s(&_w.sop_name),
         s(WorkOrderState::Open.as_str()),
         V::I(now),
@@ -4215,20 +4217,30 @@ impl Store for SqlStore {
     async fn list_work_orders(
         &self,
         tenant: &str,
-        order_id: Option<&str>,
-        state: Option<WorkOrderState>,
+        filter: &WorkOrderFilter,
     ) -> Result<Vec<WorkOrder>, StoreError> {
         let mut c = self.read().await?;
-        let mut found = match order_id {
-            Some(order_id) => fetch_work_orders(&mut c, tenant, "order_id", order_id).await?,
-            None => {
+        let state = match (&filter.order_id, filter.state) {
+            (Some(_), state) => state,
+            (None, state) => Some(state.unwrap_or(WorkOrderState::Open)),
+        };
+        let mut found = match (&filter.order_id, &filter.location_id) {
+            (Some(order_id), _) => fetch_work_orders(&mut c, tenant, "order_id", order_id).await?,
+            (None, Some(location)) => {
+                fetch_work_orders(&mut c, tenant, "location_id", location).await?
+            }
+            (None, None) => {
                 let state = state.unwrap_or(WorkOrderState::Open);
                 fetch_work_orders(&mut c, tenant, "state", state.as_str()).await?
             }
         };
-        if let Some(state) = state {
-            found.retain(|w| w.state == state);
-        }
+        found.retain(|w| {
+            state.is_none_or(|state| w.state == state)
+                && filter
+                    .location_id
+                    .as_ref()
+                    .is_none_or(|location| w.location_id.as_ref() == Some(location))
+        });
         Ok(found)
     }
 

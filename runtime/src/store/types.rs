@@ -472,6 +472,9 @@ pub struct NewStep {
 pub struct NewWorkOrder {
     pub id: String,
     pub order_id: Option<String>,
+    /// Where it is done: a shipment's location, a return's receiving location, or
+    /// `None` for the order's own events.
+    pub location_id: Option<String>,
     pub sop_name: String,
     pub steps: Vec<NewStep>,
 }
@@ -650,6 +653,16 @@ pub struct PendingSops {
     pub event: String,
 }
 
+/// Which work orders [`crate::store::Store::list_work_orders`] returns: those of one
+/// order, else those of one location, else all; in `state` (without an order, `open`
+/// unless given).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkOrderFilter {
+    pub order_id: Option<String>,
+    pub location_id: Option<String>,
+    pub state: Option<WorkOrderState>,
+}
+
 /// What releasing an order from its hold did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Released {
@@ -727,6 +740,8 @@ pub struct WorkOrderStep {
 pub struct WorkOrder {
     pub id: String,
     pub order_id: Option<String>,
+    /// Where it is done (see [`NewWorkOrder::location_id`]).
+    pub location_id: Option<String>,
     pub sop_name: String,
     pub state: WorkOrderState,
     pub steps: Vec<WorkOrderStep>,

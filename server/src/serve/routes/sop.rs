@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
-use weir_runtime::store::{StepCompletion, WorkOrderState};
+use weir_runtime::store::{StepCompletion, WorkOrderFilter, WorkOrderState};
 
 use super::reply;
 use crate::serve::auth::{Caller, Scope};
@@ -20,12 +20,14 @@ use crate::serve::AppState;
 pub struct WorkOrderQuery {
     /// The work orders of one order.
     pub order_id: Option<String>,
+    /// The work orders done at one location (a store's queue).
+    pub location_id: Option<String>,
     /// `open` (default without `order_id`) or `done`.
     #[param(pattern = "^(open|done)$")]
     pub state: Option<String>,
 }
 
-/// Work orders of an order, or all open (or done) ones.
+/// Work orders of an order, or of a location, or all open (or done) ones.
 #[utoipa::path(get, path = "/v1/work-orders", tag = "sop", params(WorkOrderQuery),
     responses((status = 200, description = "Work orders", body = serde_json::Value)),
     security(("api_key" = [])))]
@@ -42,10 +44,12 @@ pub async fn list(
                 .ok_or_else(|| Problem::invalid(format!("state `{s}`: open or done")))?,
         ),
     };
-    let found = app
-        .store
-        .list_work_orders(&caller.tenant, query.order_id.as_deref(), state)
-        .await?;
+    let filter = WorkOrderFilter {
+        order_id: query.order_id,
+        location_id: query.location_id,
+        state,
+    };
+    let found = app.store.list_work_orders(&caller.tenant, &filter).await?;
     Ok(reply(StatusCode::OK, &json!({ "work_orders": found })))
 }
 
