@@ -122,6 +122,9 @@ pub async fn event_work_orders(
         }
         LaterEvent::Shipped | LaterEvent::Delivered => {
             for shipment in &order.shipments {
+                // A shipment leaves from one of the candidates stored with the order
+                // (the version that planned it put it there); one whose location has
+                // since been removed from the store has no facts to be evaluated on.
                 let Some(candidate) = candidate_index(rules, facts_in, &shipment.location_id)
                 else {
                     continue;

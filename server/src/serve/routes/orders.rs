@@ -20,7 +20,7 @@ use crate::serve::extract::{
     integer, objects, optional_object, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery,
 };
 use crate::serve::problem::Problem;
-use crate::serve::registry::Version;
+use crate::serve::registry::{BuildError, Version};
 use crate::serve::AppState;
 
 /// Longest accepted `Idempotency-Key`.
@@ -307,9 +307,22 @@ async fn later_work_orders(
             "SOPs on a later event could not be evaluated; no work orders opened");
         Ok((Vec::new(), Some(error)))
     };
-    let version = match deciding_version(app, tenant, decision).await {
-        Ok(version) => version,
-        Err(problem) => return failed(problem.detail),
+    let name = ruleset_name(decision);
+    let version = match app
+        .rules
+        .version(tenant, &name, &decision.ruleset_hash)
+        .await
+    {
+        Ok(Some(version)) => version,
+        Ok(None) => {
+            return failed(format!(
+                "ruleset version {name}@{} is gone",
+                decision.ruleset_hash
+            ))
+        }
+        // A store that cannot be read now may be read on a retry.
+        Err(BuildError::Store(error)) => return Err(error.into()),
+        Err(error) => return failed(error.to_string()),
     };
     match event_work_orders(&*app.store, &version.rules, tenant, order, event).await {
         Ok(work_orders) => Ok((work_orders, None)),
