@@ -78,7 +78,7 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct CompleteStepBody {
     /// Who did it (staff id); not blank.
-    #[schema(pattern = r"\S")]
+    #[schema(pattern = r"[^\s\u0085]|\uFEFF")]
     pub by: String,
     /// Where the evidence is kept (a photo's storage reference …), when the step asks
     /// for it.
@@ -103,7 +103,10 @@ pub async fn complete_step(
     ApiJson(body): ApiJson<CompleteStepBody>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Orders)?;
-    if body.by.trim().is_empty() {
+    // Blank is Unicode White_Space (`char::is_whitespace`). ECMAScript's `\s`, which the
+    // description's pattern is written in, differs by two characters (it has U+FEFF and
+    // lacks U+0085), so the pattern names both: the two agree on every string.
+    if body.by.chars().all(char::is_whitespace) {
         return Err(Problem::invalid("by: who completed the step"));
     }
     let work_order = app
@@ -119,4 +122,39 @@ pub async fn complete_step(
         )
         .await?;
     Ok(reply(StatusCode::OK, &work_order))
+}
+
+#[cfg(test)]
+mod tests {
+    /// ECMAScript's `\s` (ECMA-262, WhiteSpace and LineTerminator), in which the
+    /// description's patterns are read.
+    fn ecma_space(c: char) -> bool {
+        matches!(
+            c,
+            '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+                ..='\u{200a}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202f}'
+                    | '\u{205f}'
+                    | '\u{3000}'
+                    | '\u{feff}'
+        )
+    }
+
+    /// `by`'s pattern `[^\s\u0085]|\uFEFF`, read as ECMAScript reads it, on one character.
+    fn pattern_matches(c: char) -> bool {
+        (!ecma_space(c) && c != '\u{85}') || c == '\u{feff}'
+    }
+
+    /// A `by` the description calls not blank is one the handler accepts, and back.
+    #[test]
+    fn the_blank_pattern_agrees_with_the_handler() {
+        for c in (0..=0x3100u32)
+            .chain(0xfe00..=0xff00)
+            .filter_map(char::from_u32)
+        {
+            assert_eq!(pattern_matches(c), !c.is_whitespace(), "U+{:04X}", c as u32);
+        }
+    }
 }
