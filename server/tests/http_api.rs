@@ -1392,12 +1392,14 @@ async fn a_risk_review_holds_the_order_until_released(kind: Kind) {
         422,
         "invalid-body",
     );
-    problem(
-        s.post("/v1/orders/RV-4/release", key, json!({"by": ""}))
-            .await,
-        422,
-        "invalid-request",
-    );
+    for blank in ["", " \u{85}\t"] {
+        problem(
+            s.post("/v1/orders/RV-4/release", key, json!({ "by": blank }))
+                .await,
+            422,
+            "invalid-request",
+        );
+    }
     let (status, _, released) = s
         .post("/v1/orders/RV-4/release", key, json!({"by": "reviewer-7"}))
         .await;

@@ -47,6 +47,14 @@ pub fn check_id(what: &str, id: &str) -> Result<(), super::problem::Problem> {
     Ok(())
 }
 
+/// Whether a name (who did something) is blank: no character outside Unicode
+/// White_Space. The OpenAPI description states the same rule with the pattern
+/// `[^\s\u0085]|\uFEFF` (ECMAScript's `\s` differs from White_Space by those two
+/// characters; `sop.rs` tests that the two agree).
+pub fn is_blank(name: &str) -> bool {
+    name.chars().all(char::is_whitespace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_id;

@@ -452,8 +452,9 @@ pub async fn cancel(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
-    /// Who reviewed and released the order (kept in the `order.released` event).
-    #[schema(min_length = 1, max_length = 128)]
+    /// Who reviewed and released the order (kept in the `order.released` event); not
+    /// blank.
+    #[schema(min_length = 1, max_length = 128, pattern = r"[^\s\u0085]|\uFEFF")]
     pub by: String,
 }
 
@@ -474,8 +475,10 @@ pub async fn release(
     ApiJson(body): ApiJson<ReleaseBody>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Orders)?;
-    if body.by.is_empty() || body.by.chars().count() > 128 {
-        return Err(Problem::invalid("by: 1 to 128 characters"));
+    if super::is_blank(&body.by) || body.by.chars().count() > 128 {
+        return Err(Problem::invalid(
+            "by: who released the order, 1 to 128 characters",
+        ));
     }
     let released = app
         .store

@@ -103,10 +103,7 @@ pub async fn complete_step(
     ApiJson(body): ApiJson<CompleteStepBody>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Orders)?;
-    // Blank is Unicode White_Space (`char::is_whitespace`). ECMAScript's `\s`, which the
-    // description's pattern is written in, differs by two characters (it has U+FEFF and
-    // lacks U+0085), so the pattern names both: the two agree on every string.
-    if body.by.chars().all(char::is_whitespace) {
+    if super::is_blank(&body.by) {
         return Err(Problem::invalid("by: who completed the step"));
     }
     let work_order = app
@@ -147,14 +144,21 @@ mod tests {
         (!ecma_space(c) && c != '\u{85}') || c == '\u{feff}'
     }
 
-    /// A `by` the description calls not blank is one the handler accepts, and back.
+    /// A `by` the description calls not blank is one the handlers accept (`is_blank`:
+    /// completing a step, releasing an order), and back.
     #[test]
     fn the_blank_pattern_agrees_with_the_handler() {
         for c in (0..=0x3100u32)
             .chain(0xfe00..=0xff00)
             .filter_map(char::from_u32)
         {
-            assert_eq!(pattern_matches(c), !c.is_whitespace(), "U+{:04X}", c as u32);
+            let name = c.to_string();
+            assert_eq!(
+                pattern_matches(c),
+                !super::super::is_blank(&name),
+                "U+{:04X}",
+                c as u32
+            );
         }
     }
 }
