@@ -1174,8 +1174,12 @@ async fn sops_on_later_events_open_work_orders_with_the_deciding_version(kind: K
         .await;
     s.place(key, with_id(order("c-l2", json!([serum(2)])), "L-2"))
         .await;
-    // Placing opens only the placement SOPs.
+    // Placing opens only the placement SOPs, and its decision record lists only those:
+    // L-2's `order.cancelled` condition holds already, but its SOP is decided when the
+    // order is cancelled.
     assert_eq!(sop_names(&s, key, "L-1").await, ["pick_and_pack"]);
+    let l2 = s.ok("/v1/orders/L-2", key).await;
+    assert_eq!(l2["decision"]["hooks"]["sops"], json!(["pick_and_pack"]));
     // The version without the later SOPs is active again: the orders keep the version
     // that decided them.
     let (status, _, body) = s

@@ -1658,6 +1658,22 @@ fn decision_record(
             "reasons": r.reasons,
         })
     });
+    // The SOPs placement triggered: those of later events are decided when they happen
+    // (`services::later_events`), on the facts of that moment.
+    let on = |names: &[String], event: &str| -> Vec<String> {
+        names
+            .iter()
+            .filter(|name| {
+                rules
+                    .compiled
+                    .manifest
+                    .sops
+                    .iter()
+                    .any(|sop| &sop.name == *name && sop.event == event)
+            })
+            .cloned()
+            .collect()
+    };
     let hooks = json!({
         "ruleset": rules.name,
         "version": rules.version,
@@ -1669,10 +1685,10 @@ fn decision_record(
             "mode": s.mode,
             "packaging": s.packaging,
             "constraints": s.constraints,
-            "sops": s.sops,
+            "sops": on(&s.sops, "shipment.assigned"),
         })).collect::<Vec<_>>(),
         "risk": risk,
-        "sops": decisions.sops,
+        "sops": on(&decisions.sops, "order.placed"),
     });
     let mut fired: Vec<String> = fired_rules(decisions).into_iter().collect();
     for shipment in shipments {
