@@ -11,7 +11,7 @@ use weir_runtime::services::later_events::{event_work_orders, LaterEvent};
 use weir_runtime::services::orders::{self, GeoPoint, OrderError, OrderOutcome, OrderRequest};
 use weir_runtime::store::{
     DecisionRecord, LotRef, NewReturn, NewWorkOrder, OrderFilter, OrderRecord, OrderState,
-    Reservation, ReturnLine,
+    PendingSops, Reservation, ReturnLine,
 };
 
 use super::{check_id, reply};
@@ -334,42 +334,52 @@ async fn later_work_orders(
 /// Opens the SOP work orders of events the store recorded without the rules (the
 /// reservation sweep's cancellations; docs/orders.md, "SOPs after placement"), up to
 /// `limit` orders: each with the version that decided it, as the API's own
-/// cancellations do. Returns how many were settled. A store that cannot be read stops
-/// the round; what is still pending is taken up by the next.
+/// cancellations do. Returns how many were settled. An order whose reads fail stays
+/// pending for the next round and is logged, without holding back the ones after it;
+/// only a store that cannot list them fails the round.
 pub async fn open_pending_sops(app: &AppState, limit: usize) -> Result<usize, Problem> {
     let mut settled = 0;
     for pending in app.store.pending_sops(limit).await? {
-        let (work_orders, error) = match app.store.order(&pending.tenant, &pending.order_id).await?
-        {
-            Some(order) if pending.event == LaterEvent::Cancelled.name() => {
-                later_work_orders(app, &pending.tenant, &order, LaterEvent::Cancelled).await?
+        match settle_pending(app, &pending).await {
+            Ok(true) => settled += 1,
+            Ok(false) => {}
+            Err(problem) => {
+                tracing::warn!(order = %pending.order_id, event = %pending.event,
+                    error = %problem.detail, "pending SOPs not settled; retrying next round");
             }
-            _ => (
-                Vec::new(),
-                Some(format!(
-                    "no SOPs are opened for `{}` afterwards",
-                    pending.event
-                )),
-            ),
-        };
-        if let Some(error) = error {
-            tracing::warn!(order = %pending.order_id, event = %pending.event, %error,
-                "pending SOPs settled without work orders");
-        }
-        if app
-            .store
-            .open_pending_sops(
-                &pending.tenant,
-                &pending.order_id,
-                &pending.event,
-                &work_orders,
-            )
-            .await?
-        {
-            settled += 1;
         }
     }
     Ok(settled)
+}
+
+/// Evaluates and opens one order's pending SOPs; false when another process did first.
+async fn settle_pending(app: &AppState, pending: &PendingSops) -> Result<bool, Problem> {
+    let order = app.store.order(&pending.tenant, &pending.order_id).await?;
+    let (work_orders, error) = match order {
+        Some(order) if pending.event == LaterEvent::Cancelled.name() => {
+            later_work_orders(app, &pending.tenant, &order, LaterEvent::Cancelled).await?
+        }
+        _ => (
+            Vec::new(),
+            Some(format!(
+                "no SOPs are opened for `{}` afterwards",
+                pending.event
+            )),
+        ),
+    };
+    if let Some(error) = error {
+        tracing::warn!(order = %pending.order_id, event = %pending.event, %error,
+            "pending SOPs settled without work orders");
+    }
+    Ok(app
+        .store
+        .open_pending_sops(
+            &pending.tenant,
+            &pending.order_id,
+            &pending.event,
+            &work_orders,
+        )
+        .await?)
 }
 
 /// Why the order was decided as it was: every rule of the version that decided it,
