@@ -130,5 +130,26 @@ async fn weir_serve_demo_places_every_example_order() {
             !placed["reservations"].as_array().unwrap().is_empty(),
             "{folder}: {placed}"
         );
+        // The demo merchant stocks the gifts its promotions give: every gift of an
+        // example order is given, and reserved where it is given.
+        let gifts = placed["decisions"]["promotions"]["gifts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for gift in &gifts {
+            assert_eq!(gift["given"], true, "{folder}: {gift}");
+            assert!(
+                placed["reservations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| { r["sku"] == gift["sku"] && r["location_id"] == gift["location"] }),
+                "{folder}: {gift} has no reservation in {placed}"
+            );
+        }
+        if folder == "beauty" {
+            // The README's order: ¥1,598 earns the vanity case (满1500) and a sample.
+            assert_eq!(gifts.len(), 2, "{placed}");
+        }
     }
 }
