@@ -212,6 +212,7 @@ fn engines(c: &mut Criterion) {
                 &loaded.ruleset,
                 black_box(&facts),
                 &context,
+                weir_compiler::evaluate::SopEvents::All,
             )
             .unwrap()
         })

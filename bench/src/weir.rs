@@ -281,9 +281,14 @@ pub fn hook_inputs(
     facts: &Facts,
     context: &Context,
 ) -> Result<(HookInputs, Lists), BenchError> {
-    let prepared =
-        weir_compiler::evaluate::prepare(&loaded.compiled, &loaded.ruleset, facts, context)
-            .map_err(|e| err("encode", e))?;
+    let prepared = weir_compiler::evaluate::prepare(
+        &loaded.compiled,
+        &loaded.ruleset,
+        facts,
+        context,
+        weir_compiler::evaluate::SopEvents::All,
+    )
+    .map_err(|e| err("encode", e))?;
     let calls = prepared
         .calls()
         .into_iter()

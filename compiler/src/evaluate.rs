@@ -154,6 +154,25 @@ pub fn order_lines(compiled: &Compiled, input: &[u8]) -> Vec<Line> {
         .collect()
 }
 
+/// Which SOP events an evaluation runs the `sop_triggers` hook for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SopEvents<'a> {
+    /// Every event some SOP listens to (`weir test`, `weir eval`, explain).
+    All,
+    /// Only these (`order.placed` when an order is placed, `shipment.shipped` when it
+    /// ships …): the order path asks each moment only about its own events.
+    Only(&'a [&'a str]),
+}
+
+impl SopEvents<'_> {
+    fn includes(&self, event: &str) -> bool {
+        match self {
+            SopEvents::All => true,
+            SopEvents::Only(events) => events.contains(&event),
+        }
+    }
+}
+
 /// Runs every hook that has rules, with one engine.
 pub fn evaluate(
     compiled: &Compiled,
@@ -162,11 +181,19 @@ pub fn evaluate(
     context: &Context,
     engine: &dyn Engine,
 ) -> Result<Decisions, EvaluateError> {
-    evaluate_hooks(compiled, ruleset, facts, context, engine, &Hook::ALL)
+    evaluate_hooks(
+        compiled,
+        ruleset,
+        facts,
+        context,
+        engine,
+        &Hook::ALL,
+        SopEvents::All,
+    )
 }
 
-/// [`evaluate`] restricted to some hooks (e.g. `constraints` once per planned shipment);
-/// the decisions of the others stay `None`/empty.
+/// [`evaluate`] restricted to some hooks (e.g. `constraints` once per planned shipment)
+/// and some SOP events; the decisions of the others stay `None`/empty.
 pub fn evaluate_hooks(
     compiled: &Compiled,
     ruleset: &weir_dsl::checked::Ruleset,
@@ -174,8 +201,9 @@ pub fn evaluate_hooks(
     context: &Context,
     engine: &dyn Engine,
     hooks: &[Hook],
+    events: SopEvents<'_>,
 ) -> Result<Decisions, EvaluateError> {
-    let prepared = prepare(compiled, ruleset, facts, context)?;
+    let prepared = prepare(compiled, ruleset, facts, context, events)?;
     let mut borrowed = prepared.calls();
     borrowed.retain(|(h, _)| hooks.contains(h));
     let outputs = engine
@@ -259,12 +287,14 @@ impl Prepared {
     }
 }
 
-/// Encodes the facts once and lists the hook calls an evaluation makes.
+/// Encodes the facts once and lists the hook calls an evaluation makes (the SOP hook
+/// once per event of `events` that some SOP listens to).
 pub fn prepare(
     compiled: &Compiled,
     ruleset: &weir_dsl::checked::Ruleset,
     facts: &Facts,
     context: &Context,
+    events: SopEvents<'_>,
 ) -> Result<Prepared, EvaluateError> {
     let manifest = &compiled.manifest;
     let mut interner = compiled.interner();
@@ -285,8 +315,13 @@ pub fn prepare(
     if !manifest.risks.is_empty() || !manifest.decide.is_empty() {
         hooks.push(Hook::Risk);
     }
+    let wanted = events;
     let mut events: Vec<i64> = Vec::new();
-    for sop in &manifest.sops {
+    for sop in manifest
+        .sops
+        .iter()
+        .filter(|sop| wanted.includes(&sop.event))
+    {
         if let Some(event) = schema::EVENTS
             .iter()
             .position(|(name, _)| *name == sop.event)

@@ -92,3 +92,15 @@ pub struct Manifest {
     pub velocities: Vec<Need>,
     pub lists: Vec<String>,
 }
+
+impl Manifest {
+    /// The SOP named `name` (SOP names are unique in a ruleset).
+    pub fn sop(&self, name: &str) -> Option<&SopMeta> {
+        self.sops.iter().find(|sop| sop.name == name)
+    }
+
+    /// Whether some SOP listens to `event`.
+    pub fn listens_to(&self, event: &str) -> bool {
+        self.sops.iter().any(|sop| sop.event == event)
+    }
+}

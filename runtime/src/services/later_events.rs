@@ -12,10 +12,9 @@
 
 use serde_json::{Map, Value as Json};
 use weir_compiler::abi::Facts;
-use weir_compiler::evaluate::Context;
+use weir_compiler::evaluate::{Context, SopEvents};
 use weir_compiler::facts;
 use weir_compiler::interp::Hook;
-use weir_compiler::manifest::SopMeta;
 use weir_dsl::checked::Value;
 
 use super::orders::{
@@ -61,14 +60,8 @@ pub async fn event_work_orders(
     order: &OrderRecord,
     event: LaterEvent<'_>,
 ) -> Result<Vec<NewWorkOrder>, OrderError> {
-    let listening: Vec<&SopMeta> = rules
-        .compiled
-        .manifest
-        .sops
-        .iter()
-        .filter(|sop| sop.event == event.name())
-        .collect();
-    if listening.is_empty() {
+    let manifest = &rules.compiled.manifest;
+    if !manifest.listens_to(event.name()) {
         return Ok(Vec::new());
     }
     let Some(decision) = &order.decision else {
@@ -110,14 +103,13 @@ pub async fn event_work_orders(
     // (SOP name, where it is done), each once.
     let mut triggered: Vec<(String, Option<String>)> = Vec::new();
     match event {
-        LaterEvent::Cancelled => {
-            for name in sops_triggered(rules, facts_in, &context)? {
-                triggered.push((name, None));
-            }
-        }
-        LaterEvent::ReturnReceived { location } => {
-            for name in sops_triggered(rules, facts_in, &context)? {
-                triggered.push((name, Some(location.id.clone())));
+        LaterEvent::Cancelled | LaterEvent::ReturnReceived { .. } => {
+            let at = match event {
+                LaterEvent::ReturnReceived { location } => Some(location.id.clone()),
+                _ => None,
+            };
+            for name in sops_triggered(rules, facts_in, &context, event)? {
+                triggered.push((name, at.clone()));
             }
         }
         LaterEvent::Shipped | LaterEvent::Delivered => {
@@ -145,7 +137,7 @@ pub async fn event_work_orders(
                     &lines,
                     &shipment.carrier_mode,
                 )?;
-                let found = sops_triggered(rules, facts_in, &context);
+                let found = sops_triggered(rules, facts_in, &context, event);
                 clear_shipment_facts(facts_in);
                 for name in found? {
                     let at = (name, Some(shipment.location_id.clone()));
@@ -156,28 +148,36 @@ pub async fn event_work_orders(
             }
         }
     }
-    let mut work_orders = Vec::new();
-    for sop in listening {
-        for (_, at) in triggered.iter().filter(|(name, _)| name == &sop.name) {
-            work_orders.push(work_order(
+    Ok(triggered
+        .iter()
+        .filter_map(|(name, at)| {
+            let sop = manifest.sop(name)?;
+            Some(work_order(
                 sop,
                 &order.summary.order_id,
                 at.as_deref(),
                 now_ms,
-            ));
-        }
-    }
-    Ok(work_orders)
+            ))
+        })
+        .collect())
 }
 
-/// The SOPs whose condition holds on `facts_in`, over every event some SOP listens to
-/// (the caller keeps those of its event).
+/// The SOPs on `event` whose condition holds on `facts_in`.
 fn sops_triggered(
     rules: &Rules,
     facts_in: &Facts,
     context: &Context,
+    event: LaterEvent<'_>,
 ) -> Result<Vec<String>, OrderError> {
-    Ok(run_hooks(rules, facts_in, context, &[Hook::SopTriggers])?.sops)
+    let events = [event.name()];
+    let decisions = run_hooks(
+        rules,
+        facts_in,
+        context,
+        &[Hook::SopTriggers],
+        SopEvents::Only(&events),
+    )?;
+    Ok(decisions.sops)
 }
 
 /// Where the location `id` is among the order's stored candidate locations.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
-use weir_compiler::evaluate::{evaluate, evaluate_hooks, Context, Decisions};
+use weir_compiler::evaluate::{evaluate_hooks, Context, Decisions, SopEvents};
 use weir_compiler::facts;
 use weir_compiler::interp::Hook;
 use weir_compiler::lists::{FoundMember, ListMembers};
@@ -39,6 +39,9 @@ use crate::store::{
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 1_000;
+/// The SOP events placing an order evaluates: the order's, then each shipment's.
+pub const ORDER_PLACED: &str = "order.placed";
+pub const SHIPMENT_ASSIGNED: &str = "shipment.assigned";
 /// The hold of an order the risk rules sent to review.
 pub const RISK_REVIEW: &str = "risk_review";
 /// Reservations of a placed order hold for this long unless the order is allocated.
@@ -546,17 +549,15 @@ async fn plan(
         lists,
         usage: std::mem::take(&mut input.usage),
     };
-    let engine = WasmEngine {
-        module: &rules.module,
-    };
-    let decisions = evaluate(
-        &rules.compiled,
-        &rules.ruleset,
+    // The order's own SOP event only: `shipment.assigned` is asked per planned shipment,
+    // the later events when they happen (`services::later_events`).
+    let decisions = run_hooks(
+        rules,
         &input.facts,
         &context,
-        &engine,
-    )
-    .map_err(|e| evaluation_error(rules, e))?;
+        &Hook::ALL,
+        SopEvents::Only(&[ORDER_PLACED]),
+    )?;
 
     // ---- risk ----
     if let Some(risk) = &decisions.risk {
@@ -1395,6 +1396,7 @@ fn check_shipment(
         facts_in,
         shared.context,
         &[Hook::Constraints, Hook::SopTriggers],
+        SopEvents::Only(&[SHIPMENT_ASSIGNED]),
     );
     clear_shipment_facts(facts_in);
     let decisions = decisions?;
@@ -1432,12 +1434,14 @@ fn check_shipment(
     }
 }
 
-/// Runs `hooks` of the ruleset's module (in one sandboxed instance) on `facts_in`.
+/// Runs `hooks` of the ruleset's module (in one sandboxed instance) on `facts_in`, the
+/// SOP hook for `events` only.
 pub(crate) fn run_hooks(
     rules: &Rules,
     facts_in: &weir_compiler::abi::Facts,
     context: &Context,
     hooks: &[Hook],
+    events: SopEvents<'_>,
 ) -> Result<Decisions, OrderError> {
     let engine = WasmEngine {
         module: &rules.module,
@@ -1449,6 +1453,7 @@ pub(crate) fn run_hooks(
         context,
         &engine,
         hooks,
+        events,
     )
     .map_err(|e| evaluation_error(rules, e))
 }
@@ -1547,29 +1552,21 @@ fn work_orders(
     order_id: &str,
     now_ms: i64,
 ) -> Vec<NewWorkOrder> {
-    // The SOP hook reports triggers for every event some SOP listens to; placing an
-    // order is `order.placed` for the order and `shipment.assigned` for each shipment.
-    // SOPs on later events (shipped, delivered, returned, cancelled) are opened when
-    // those happen (`services::later_events`).
-    let sop = |name: &String, event: &str| {
-        rules
-            .compiled
-            .manifest
-            .sops
-            .iter()
-            .find(|s| &s.name == name && s.event == event)
-    };
+    // The order was evaluated for `order.placed` and each shipment for
+    // `shipment.assigned` only; SOPs on later events (shipped, delivered, returned,
+    // cancelled) are opened when those happen (`services::later_events`).
+    let manifest = &rules.compiled.manifest;
     let mut chosen: Vec<(&weir_compiler::manifest::SopMeta, Option<&str>)> = Vec::new();
     let placed = decisions
         .sops
         .iter()
-        .filter_map(|n| sop(n, "order.placed"))
+        .filter_map(|n| manifest.sop(n))
         .map(|found| (found, None));
     let assigned = shipments.iter().flat_map(|s| {
         let at = candidates.get(s.candidate).map(|c| c.location.id.as_str());
         s.sops
             .iter()
-            .filter_map(move |n| sop(n, "shipment.assigned"))
+            .filter_map(|n| manifest.sop(n))
             .map(move |found| (found, at))
     });
     for (found, at) in placed.chain(assigned) {
@@ -1658,22 +1655,6 @@ fn decision_record(
             "reasons": r.reasons,
         })
     });
-    // The SOPs placement triggered: those of later events are decided when they happen
-    // (`services::later_events`), on the facts of that moment.
-    let on = |names: &[String], event: &str| -> Vec<String> {
-        names
-            .iter()
-            .filter(|name| {
-                rules
-                    .compiled
-                    .manifest
-                    .sops
-                    .iter()
-                    .any(|sop| &sop.name == *name && sop.event == event)
-            })
-            .cloned()
-            .collect()
-    };
     let hooks = json!({
         "ruleset": rules.name,
         "version": rules.version,
@@ -1685,10 +1666,10 @@ fn decision_record(
             "mode": s.mode,
             "packaging": s.packaging,
             "constraints": s.constraints,
-            "sops": on(&s.sops, "shipment.assigned"),
+            "sops": s.sops,
         })).collect::<Vec<_>>(),
         "risk": risk,
-        "sops": on(&decisions.sops, "order.placed"),
+        "sops": decisions.sops,
     });
     let mut fired: Vec<String> = fired_rules(decisions).into_iter().collect();
     for shipment in shipments {
