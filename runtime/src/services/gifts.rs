@@ -48,30 +48,32 @@ pub(crate) async fn plan_gifts(
 ) -> Result<Vec<PlannedGift>, StoreError> {
     let mut planned: Vec<PlannedGift> = Vec::with_capacity(gifts.len());
     for (sku, qty) in gifts {
-        let read_now;
-        let levels: Vec<&StockLevel> = if stock.keys().any(|(s, _)| s == sku) {
-            stock.values().filter(|level| &level.sku == sku).collect()
+        // A line's SKU was read at every location with the order; another is read now.
+        let read_now = if stock.keys().any(|(s, _)| s == sku) {
+            Vec::new()
         } else {
-            read_now = store.stock_by_sku(tenant, sku).await?;
-            read_now.iter().collect()
+            store.stock_by_sku(tenant, sku).await?
+        };
+        let level_at = |location: &str| {
+            stock
+                .get(&(sku.clone(), location.to_owned()))
+                .or_else(|| read_now.iter().find(|l| l.location_id == location))
         };
         let taken = |location: &str| -> i64 {
-            let by_lines: i64 = reserved
+            let by_lines = reserved
                 .iter()
                 .filter(|r| &r.sku == sku && r.location_id == location)
-                .map(|r| r.qty)
-                .sum();
-            let by_gifts: i64 = planned
+                .map(|r| r.qty);
+            let by_gifts = planned
                 .iter()
                 .filter(|g| &g.sku == sku && g.location.as_deref() == Some(location))
-                .map(|g| g.qty)
-                .sum();
-            by_lines.saturating_add(by_gifts)
+                .map(|g| g.qty);
+            by_lines.chain(by_gifts).fold(0, i64::saturating_add)
         };
         let chosen = shipping.iter().find_map(|location| {
-            let level = levels.iter().find(|l| l.location_id == *location)?;
+            let level = level_at(location)?;
             let free = level.available_to_promise().saturating_sub(taken(location));
-            (*qty > 0 && free >= *qty).then_some(*level)
+            (*qty > 0 && free >= *qty).then_some(level)
         });
         planned.push(PlannedGift {
             sku: sku.clone(),

@@ -954,6 +954,18 @@ async fn open_work_orders(
     work_orders: &[NewWorkOrder],
     now: Millis,
 ) -> Result<Vec<String>, StoreError> {
+    insert_work_orders(c, tenant, Some(order_id), work_orders, now).await?;
+    Ok(work_orders.iter().map(|w| w.id.clone()).collect())
+}
+
+/// Writes `work_orders` (with their own ids) and their steps, for `order_id` or none.
+async fn insert_work_orders(
+    c: &mut Conn,
+    tenant: &str,
+    order_id: Option<&str>,
+    work_orders: &[NewWorkOrder],
+    now: Millis,
+) -> Result<(), StoreError> {
     if let Some(w) = work_orders
         .iter()
         .find(|w| w.id.is_empty() || w.steps.is_empty())
@@ -964,7 +976,7 @@ async fn open_work_orders(
         )));
     }
     if work_orders.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     insert_rows(
         c,
@@ -972,7 +984,7 @@ async fn open_work_orders(
         "",
         work_orders
             .iter()
-            .map(|w| work_order_values(tenant, &w.id, Some(order_id), w, now))
+            .map(|w| work_order_values(tenant, &w.id, order_id, w, now))
             .collect(),
     )
     .await?;
@@ -986,7 +998,7 @@ async fn open_work_orders(
             .collect(),
     )
     .await?;
-    Ok(work_orders.iter().map(|w| w.id.clone()).collect())
+    Ok(())
 }
 
 async fn order_state_locked(
@@ -994,8 +1006,17 @@ async fn order_state_locked(
     tenant: &str,
     order_id: &str,
 ) -> Result<OrderState, StoreError> {
+    Ok(order_locked(c, tenant, order_id).await?.0)
+}
+
+/// An order's state and why it is held (`None`: not held), its row locked.
+async fn order_locked(
+    c: &mut Conn,
+    tenant: &str,
+    order_id: &str,
+) -> Result<(OrderState, Option<String>), StoreError> {
     let row = sqlx::query(concat!(
-        "SELECT state FROM orders WHERE tenant = $1 AND id = $2",
+        "SELECT state, hold_reason FROM orders WHERE tenant = $1 AND id = $2",
         for_update!()
     ))
     .bind(tenant)
@@ -1004,22 +1025,10 @@ async fn order_state_locked(
     .await?
     .ok_or_else(|| StoreError::not_found("order", order_id))?;
     let state: String = row.try_get("state")?;
-    parse(&state, "order state", OrderState::parse)
-}
-
-/// Why an order (locked by the caller) is held, or `None`.
-async fn order_hold(
-    c: &mut Conn,
-    tenant: &str,
-    order_id: &str,
-) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT hold_reason FROM orders WHERE tenant = $1 AND id = $2")
-        .bind(tenant)
-        .bind(order_id)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or_else(|| StoreError::not_found("order", order_id))?;
-    Ok(row.try_get("hold_reason")?)
+    Ok((
+        parse(&state, "order state", OrderState::parse)?,
+        row.try_get("hold_reason")?,
+    ))
 }
 
 // ---- the order writer ------------------------------------------------------------------
@@ -2196,15 +2205,15 @@ fn work_order_values(
     tenant: &str,
     id: &str,
     order_id: Option<&str>,
-    _w: &NewWorkOrder,
+    w: &NewWorkOrder,
     now: Millis,
 ) -> Vec<V> {
     vec![
         s(tenant),
         s(id),
         V::OS(order_id.map(str::to_owned)),
-        V::OS(_w.location_id.clone()),
-        s(&_w.sop_name),
+        V::OS(w.location_id.clone()),
+        s(&w.sop_name),
         s(WorkOrderState::Open.as_str()),
         V::I(now),
         V::I(now),
@@ -3571,7 +3580,7 @@ impl Store for SqlStore {
     ) -> Result<Advanced, StoreError> {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
-        let from = order_state_locked(&mut tx, tenant, order_id).await?;
+        let (from, hold) = order_locked(&mut tx, tenant, order_id).await?;
         if from == to && to != OrderState::Cancelled {
             return Ok(Advanced {
                 state: to,
@@ -3587,14 +3596,12 @@ impl Store for SqlStore {
             });
         }
         // A held order may be paid for (allocated), not fulfilled.
-        if to != OrderState::Allocated {
-            if let Some(reason) = order_hold(&mut tx, tenant, order_id).await? {
-                return Err(StoreError::OnHold {
-                    order_id: order_id.to_owned(),
-                    reason,
-                    to,
-                });
-            }
+        if let (Some(reason), true) = (hold, to != OrderState::Allocated) {
+            return Err(StoreError::OnHold {
+                order_id: order_id.to_owned(),
+                reason,
+                to,
+            });
         }
         sqlx::query("UPDATE orders SET state = $3, updated_at = $4 WHERE tenant = $1 AND id = $2")
             .bind(tenant)
@@ -3706,8 +3713,8 @@ impl Store for SqlStore {
         }
         let now = self.now_ms();
         let mut tx = self.begin().await?;
-        let state = order_state_locked(&mut tx, tenant, order_id).await?;
-        let Some(reason) = order_hold(&mut tx, tenant, order_id).await? else {
+        let (state, hold) = order_locked(&mut tx, tenant, order_id).await?;
+        let Some(reason) = hold else {
             return Ok(Released {
                 order_id: order_id.to_owned(),
                 released: false,
@@ -4175,11 +4182,6 @@ impl Store for SqlStore {
         tenant: &str,
         w: &NewWorkOrder,
     ) -> Result<WorkOrder, StoreError> {
-        if w.id.is_empty() || w.steps.is_empty() {
-            return Err(StoreError::Invalid(
-                "a work order needs an id and steps".into(),
-            ));
-        }
         let now = self.now_ms();
         let mut tx = self.begin().await?;
         let exists = sqlx::query("SELECT 1 FROM work_orders WHERE tenant = $1 AND id = $2")
@@ -4193,20 +4195,14 @@ impl Store for SqlStore {
                 id: w.id.clone(),
             });
         }
-        insert_rows(
+        insert_work_orders(
             &mut tx,
-            WORK_ORDER_INSERT,
-            "",
-            vec![work_order_values(
-                tenant,
-                &w.id,
-                w.order_id.as_deref(),
-                w,
-                now,
-            )],
+            tenant,
+            w.order_id.as_deref(),
+            std::slice::from_ref(w),
+            now,
         )
         .await?;
-        insert_rows(&mut tx, STEP_INSERT, "", step_values(tenant, &w.id, w)).await?;
         let mut found = fetch_work_orders(&mut tx, tenant, "id", &w.id).await?;
         tx.commit().await?;
         found
@@ -4220,20 +4216,17 @@ impl Store for SqlStore {
         filter: &WorkOrderFilter,
     ) -> Result<Vec<WorkOrder>, StoreError> {
         let mut c = self.read().await?;
-        let state = match (&filter.order_id, filter.state) {
-            (Some(_), state) => state,
-            (None, state) => Some(state.unwrap_or(WorkOrderState::Open)),
+        // Without an order, the open ones unless a state is given.
+        let state = match &filter.order_id {
+            Some(_) => filter.state,
+            None => Some(filter.state.unwrap_or(WorkOrderState::Open)),
         };
-        let mut found = match (&filter.order_id, &filter.location_id) {
-            (Some(order_id), _) => fetch_work_orders(&mut c, tenant, "order_id", order_id).await?,
-            (None, Some(location)) => {
-                fetch_work_orders(&mut c, tenant, "location_id", location).await?
-            }
-            (None, None) => {
-                let state = state.unwrap_or(WorkOrderState::Open);
-                fetch_work_orders(&mut c, tenant, "state", state.as_str()).await?
-            }
+        let (column, value) = match (&filter.order_id, &filter.location_id, state) {
+            (Some(order_id), _, _) => ("order_id", order_id.as_str()),
+            (None, Some(location), _) => ("location_id", location.as_str()),
+            (None, None, state) => ("state", state.unwrap_or(WorkOrderState::Open).as_str()),
         };
+        let mut found = fetch_work_orders(&mut c, tenant, column, value).await?;
         found.retain(|w| {
             state.is_none_or(|state| w.state == state)
                 && filter
