@@ -50,9 +50,9 @@ impl LaterEvent<'_> {
 
 /// The work orders `event` opens for `order`: one per SOP on the event whose condition
 /// holds — for shipment events, one per shipment location where it holds; for a return,
-/// at the receiving location — with step deadlines counted from now. `rules` must be the version that decided the order.
-/// Empty when no SOP of that version listens to the event, or the order has no decision
-/// record.
+/// at the receiving location — with step deadlines counted from now. `rules` must be
+/// the version that decided the order. Empty when no SOP of that version listens to the
+/// event, or the order has no decision record.
 pub async fn event_work_orders(
     store: &dyn Store,
     rules: &Rules,
