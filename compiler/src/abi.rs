@@ -254,7 +254,9 @@ pub fn encode(
         interner,
         words: Vec::with_capacity(256),
         fields: DerivedFields::of(ruleset),
-        spare: Vec::new(),
+        // Two buffers (a record and the list it sits in), each with room for the
+        // records of a typical order, so that neither grows word by word.
+        spare: vec![Vec::with_capacity(256), Vec::with_capacity(256)],
     };
     encoder.words.resize(HEADER_WORDS, 0);
     let mut header = [0i64; HEADER_WORDS];
@@ -448,11 +450,14 @@ impl Encoder<'_> {
                 Ok(pack(offset, values.len()))
             }
             scalar => {
-                let mut words = Vec::with_capacity(values.len());
+                let mut words = self.spare.pop().unwrap_or_default();
                 for value in values {
                     words.push(self.word(scalar, value)?);
                 }
-                Ok(self.scalars(&words))
+                let word = self.scalars(&words);
+                words.clear();
+                self.spare.push(words);
+                Ok(word)
             }
         }
     }
@@ -476,13 +481,10 @@ impl Encoder<'_> {
             },
             Value::String(s) => self.interner.intern(s),
             Value::None => ABSENT,
-            Value::List(items) => {
-                let element = match ty.strip_optional() {
-                    Type::List(inner) => (**inner).clone(),
-                    _ => return Err(EncodeError::Shape("a list".to_string())),
-                };
-                self.list_word(&element, items)?
-            }
+            Value::List(items) => match ty.strip_optional() {
+                Type::List(element) => self.list_word(element, items)?,
+                _ => return Err(EncodeError::Shape("a list".to_string())),
+            },
             Value::Record(entity, _) => self.record_word(*entity, value)?,
         })
     }

@@ -148,17 +148,26 @@ pub fn promotions(
         .map(|l| l.subtotal)
         .fold(0, i64::saturating_add);
     let mut remaining: Vec<i64> = lines.iter().map(|l| l.subtotal.max(0)).collect();
+    let promotions = manifest.promotions.len();
+    // Every promotion ends up applied or skipped: room for all of them up front, so
+    // neither list grows step by step.
     let mut out = PromotionOutcome {
+        applied: Vec::with_capacity(promotions),
+        skipped: Vec::with_capacity(promotions),
         line_discounts: vec![0; lines.len()],
         points_multiplier: numeric::SCALE,
         ..PromotionOutcome::default()
     };
-    let mut order: Vec<usize> = (0..manifest.promotions.len()).collect();
+    let mut order: Vec<usize> = (0..promotions).collect();
     order.sort_by_key(|i| std::cmp::Reverse(manifest.promotions.get(*i).map_or(0, |p| p.priority)));
-    let mut exclusive_taken: HashMap<&str, &str> = HashMap::new();
+    // (group, the promotion that took it): a ruleset has a handful of exclusive groups,
+    // so a scan beats hashing.
+    let mut exclusive_taken: Vec<(&str, &str)> = Vec::new();
     let mut best_multiplier: Option<i64> = None;
     // What the promotion being applied asks of each line (reused across promotions).
     let mut line_parts = vec![0i64; lines.len()];
+    // `allocate_into`'s output and scratch, reused across promotions.
+    let (mut shares, mut by_size) = (Vec::new(), Vec::new());
     for index in order {
         let (Some(meta), Some(start)) = (manifest.promotions.get(index), starts.get(index)) else {
             continue;
@@ -182,12 +191,12 @@ pub fn promotions(
             continue;
         }
         if let (true, Some(group)) = (meta.exclusive, meta.group.as_deref()) {
-            if let Some(first) = exclusive_taken.get(group) {
+            if let Some((_, first)) = exclusive_taken.iter().find(|(g, _)| *g == group) {
                 out.skipped
-                    .push((name, Skip::ExcludedBy(first.to_string())));
+                    .push((name, Skip::ExcludedBy((*first).to_string())));
                 continue;
             }
-            exclusive_taken.insert(group, meta.name.as_str());
+            exclusive_taken.push((group, meta.name.as_str()));
         }
 
         // What the promotion asks for: per line, and for the order as a whole.
@@ -267,7 +276,8 @@ pub fn promotions(
         }
         let order_give = order_part.min(remaining.iter().sum());
         if order_give > 0 {
-            for (i, share) in allocate(order_give, &remaining).into_iter().enumerate() {
+            allocate_into(order_give, &remaining, &mut shares, &mut by_size);
+            for (i, share) in shares.iter().copied().enumerate() {
                 if let (Some(rem), Some(total)) =
                     (remaining.get_mut(i), out.line_discounts.get_mut(i))
                 {
@@ -300,10 +310,20 @@ pub fn promotions(
 /// remainder goes to the largest line, then the next largest, never past a line's
 /// capacity. `amount` must not exceed the total capacity.
 pub fn allocate(amount: i64, capacity: &[i64]) -> Vec<i64> {
+    let (mut shares, mut by_size) = (Vec::new(), Vec::new());
+    allocate_into(amount, capacity, &mut shares, &mut by_size);
+    shares
+}
+
+/// [`allocate`] into `shares`, with `by_size` as scratch: the combination step keeps
+/// both across an order's promotions rather than allocating two vectors per
+/// order-level discount.
+fn allocate_into(amount: i64, capacity: &[i64], shares: &mut Vec<i64>, by_size: &mut Vec<usize>) {
     let total: i128 = capacity.iter().map(|c| i128::from((*c).max(0))).sum();
-    let mut shares = vec![0i64; capacity.len()];
+    shares.clear();
+    shares.resize(capacity.len(), 0);
     if amount <= 0 || total == 0 {
-        return shares;
+        return;
     }
     // The same floor in 64 bits whenever nothing overflows (every realistic order):
     // 128-bit division is a library call several times slower.
@@ -318,10 +338,11 @@ pub fn allocate(amount: i64, capacity: &[i64]) -> Vec<i64> {
         given += *share;
     }
     let mut left = amount - given;
-    let mut by_size: Vec<usize> = (0..capacity.len()).collect();
+    by_size.clear();
+    by_size.extend(0..capacity.len());
     // Largest capacity first; ties keep line order.
     by_size.sort_by_key(|i| std::cmp::Reverse(capacity.get(*i).copied().unwrap_or(0)));
-    for i in by_size {
+    for &i in by_size.iter() {
         if left == 0 {
             break;
         }
@@ -332,7 +353,6 @@ pub fn allocate(amount: i64, capacity: &[i64]) -> Vec<i64> {
             left -= give;
         }
     }
-    shares
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
