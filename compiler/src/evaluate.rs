@@ -203,6 +203,12 @@ pub fn evaluate_hooks(
     hooks: &[Hook],
     events: SopEvents<'_>,
 ) -> Result<Decisions, EvaluateError> {
+    // No SOP hook asked, no event copies of the input to make.
+    let events = if hooks.contains(&Hook::SopTriggers) {
+        events
+    } else {
+        SopEvents::Only(&[])
+    };
     let prepared = prepare(compiled, ruleset, facts, context, events)?;
     let mut borrowed = prepared.calls();
     borrowed.retain(|(h, _)| hooks.contains(h));
@@ -315,23 +321,23 @@ pub fn prepare(
     if !manifest.risks.is_empty() || !manifest.decide.is_empty() {
         hooks.push(Hook::Risk);
     }
-    let wanted = events;
-    let mut events: Vec<i64> = Vec::new();
+    // The event words to run the SOP hook for, each once.
+    let mut event_words: Vec<i64> = Vec::new();
     for sop in manifest
         .sops
         .iter()
-        .filter(|sop| wanted.includes(&sop.event))
+        .filter(|sop| events.includes(&sop.event))
     {
         if let Some(event) = schema::EVENTS
             .iter()
             .position(|(name, _)| *name == sop.event)
         {
-            if !events.contains(&(event as i64)) {
-                events.push(event as i64);
+            if !event_words.contains(&(event as i64)) {
+                event_words.push(event as i64);
             }
         }
     }
-    let sop_inputs = events
+    let sop_inputs = event_words
         .into_iter()
         .map(|event| abi::with_event(&input, event))
         .collect();
