@@ -359,13 +359,14 @@ async fn settle_pending(app: &AppState, pending: &PendingSops) -> Result<bool, P
         Some(order) if pending.event == LaterEvent::Cancelled.name() => {
             later_work_orders(app, &pending.tenant, &order, LaterEvent::Cancelled).await?
         }
-        _ => (
+        Some(_) => (
             Vec::new(),
             Some(format!(
                 "no SOPs are opened for `{}` afterwards",
                 pending.event
             )),
         ),
+        None => (Vec::new(), Some("the order is gone".to_owned())),
     };
     if let Some(error) = error {
         tracing::warn!(order = %pending.order_id, event = %pending.event, %error,
