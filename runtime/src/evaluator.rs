@@ -2,7 +2,7 @@
 //! so `weir test`, `weir eval` and the differential tests run it exactly like the
 //! reference interpreter.
 
-use crate::engine::{CallOutput, EvalError, EvalErrorKind, ListLookup, LoadedModule};
+use crate::engine::{EvalError, EvalErrorKind, ListLookup, LoadedModule};
 use weir_compiler::evaluate::{Engine, EvalFailure, Lists};
 use weir_compiler::interp;
 
@@ -30,8 +30,13 @@ impl Engine for WasmEngine<'_> {
         input: &[u8],
         lists: &Lists,
     ) -> Result<Vec<i64>, EvalFailure> {
-        let output = self.module.call(hook, input, lists).map_err(failure)?;
-        self.words(hook, &output)
+        let mut outputs = self
+            .module
+            .call_all_with(&[(hook, input)], lists, |bytes, _| words(bytes))
+            .map_err(failure)?;
+        outputs
+            .pop()
+            .ok_or_else(|| EvalFailure::Engine("no output".to_owned()))
     }
 
     fn run_all(
@@ -39,15 +44,9 @@ impl Engine for WasmEngine<'_> {
         calls: &[(interp::Hook, &[u8])],
         lists: &Lists,
     ) -> Result<Vec<Vec<i64>>, (interp::Hook, EvalFailure)> {
-        let outputs = self
-            .module
-            .call_all(calls, lists)
-            .map_err(|error| (error.hook, failure(error)))?;
-        calls
-            .iter()
-            .zip(&outputs)
-            .map(|((hook, _), output)| self.words(*hook, output).map_err(|f| (*hook, f)))
-            .collect()
+        self.module
+            .call_all_with(calls, lists, |bytes, _| words(bytes))
+            .map_err(|error| (error.hook, failure(error)))
     }
 }
 
@@ -58,25 +57,20 @@ fn failure(error: EvalError) -> EvalFailure {
     }
 }
 
-impl WasmEngine<'_> {
-    /// The output bytes as words; a ragged output is the module's fault.
-    fn words(&self, hook: interp::Hook, output: &CallOutput) -> Result<Vec<i64>, EvalFailure> {
-        if !output.bytes.len().is_multiple_of(8) {
-            return Err(EvalFailure::Engine(format!(
-                "ruleset `{}` hook `{}` returned {} bytes, not whole words",
-                self.module.ruleset(),
-                hook.export_name(),
-                output.bytes.len()
-            )));
-        }
-        Ok(output
-            .bytes
-            .chunks_exact(8)
-            .map(|chunk| {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                i64::from_le_bytes(word)
-            })
-            .collect())
+/// The output bytes as words, read in place; a ragged output is the module's fault.
+fn words(bytes: &[u8]) -> Result<Vec<i64>, EvalErrorKind> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(EvalErrorKind::BadOutput(format!(
+            "{} bytes, not whole words",
+            bytes.len()
+        )));
     }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|chunk| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            i64::from_le_bytes(word)
+        })
+        .collect())
 }

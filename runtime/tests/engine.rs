@@ -1043,3 +1043,44 @@ fn memory_is_reset_between_calls_even_when_much_of_it_was_dirtied() {
         assert_eq!(out.bytes, 0i32.to_le_bytes());
     }
 }
+
+#[test]
+fn wasm_engine_reads_whole_words_and_refuses_a_ragged_output() {
+    use weir_compiler::abi::Interner;
+    use weir_compiler::evaluate::{Engine as _, EvalFailure, Lists};
+    use weir_runtime::evaluator::WasmEngine;
+
+    let engine = engine();
+    let module = load(&engine, "beauty", &echo_wat());
+    let wasm = WasmEngine { module: &module };
+    let lists = Lists::new(&[], Arc::new(Interner::new(&[])));
+    let mut input = Vec::new();
+    for word in [7i64, -1, i64::MAX] {
+        input.extend_from_slice(&word.to_le_bytes());
+    }
+    assert_eq!(
+        wasm.run(Hook::Route, &input, &lists).unwrap(),
+        vec![7, -1, i64::MAX]
+    );
+    let outputs = wasm
+        .run_all(&[(Hook::Route, &input), (Hook::Risk, &input[..8])], &lists)
+        .unwrap();
+    assert_eq!(outputs, vec![vec![7, -1, i64::MAX], vec![7]]);
+
+    // Five bytes are not whole words: the module's fault, named, and nothing panics.
+    let failure = wasm.run(Hook::Route, &input[..5], &lists).unwrap_err();
+    let EvalFailure::Engine(message) = &failure else {
+        panic!("not an engine failure: {failure:?}");
+    };
+    assert!(
+        message.contains("ruleset `beauty` hook `route`")
+            && message.contains("5 bytes, not whole words"),
+        "{message}"
+    );
+    let (hook, _) = wasm
+        .run_all(&[(Hook::Route, &input), (Hook::Risk, &input[..3])], &lists)
+        .unwrap_err();
+    assert_eq!(hook, Hook::Risk);
+    // The engine is still usable afterwards.
+    assert_eq!(wasm.run(Hook::Route, &input[..8], &lists).unwrap(), vec![7]);
+}

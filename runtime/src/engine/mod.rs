@@ -568,6 +568,24 @@ impl LoadedModule {
         calls: &[(Hook, &[u8])],
         lists: &dyn ListLookup,
     ) -> Result<Vec<CallOutput>, EvalError> {
+        self.call_all_with(calls, lists, |bytes, fuel_used| {
+            Ok(CallOutput {
+                bytes: bytes.to_vec(),
+                fuel_used,
+            })
+        })
+    }
+
+    /// [`call_all`](Self::call_all), with each call's output read by `read` straight
+    /// from the instance's memory (with the fuel the call used) rather than copied out
+    /// first: a caller that turns the bytes into something else makes one copy, not two.
+    /// An error from `read` fails the evaluation like a bad output.
+    pub fn call_all_with<T>(
+        &self,
+        calls: &[(Hook, &[u8])],
+        lists: &dyn ListLookup,
+        mut read: impl FnMut(&[u8], u64) -> Result<T, EvalErrorKind>,
+    ) -> Result<Vec<T>, EvalError> {
         let first = calls.first().map_or(Hook::Promotions, |(hook, _)| *hook);
         let error = |hook, kind| EvalError {
             ruleset: self.ruleset.clone(),
@@ -590,7 +608,7 @@ impl LoadedModule {
             for (hook, input) in calls {
                 // On failure `live` is dropped here: a failed instance is never reused.
                 outputs.push(
-                    self.invoke(&mut live, *hook, input)
+                    self.invoke(&mut live, *hook, input, &mut read)
                         .map_err(|kind| error(*hook, kind))?,
                 );
             }
@@ -697,12 +715,13 @@ impl LoadedModule {
     }
 
     /// One hook call on a live instance, with a full fuel budget.
-    fn invoke(
+    fn invoke<T>(
         &self,
         live: &mut Live,
         hook: Hook,
         input: &[u8],
-    ) -> Result<CallOutput, EvalErrorKind> {
+        read: &mut impl FnMut(&[u8], u64) -> Result<T, EvalErrorKind>,
+    ) -> Result<T, EvalErrorKind> {
         let Live {
             store,
             memory,
@@ -760,10 +779,7 @@ impl LoadedModule {
                     data.len()
                 ))
             })?;
-        Ok(CallOutput {
-            bytes: bytes.to_vec(),
-            fuel_used,
-        })
+        read(bytes, fuel_used)
     }
 
     /// Maps a wasmtime error to the kind of failure: fuel, memory cap, trap, or
