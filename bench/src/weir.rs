@@ -305,7 +305,7 @@ pub fn summary(decisions: &Decisions, scenario: &Scenario) -> Summary {
         ..Summary::default()
     };
     if let Some(p) = &decisions.promotions {
-        s.applied = p.applied.iter().map(|a| a.name.clone()).collect();
+        s.applied = p.applied.iter().map(|a| a.name.to_string()).collect();
         s.discount = p.total_discount;
         s.points_multiplier = p.points_multiplier;
     }
@@ -316,10 +316,10 @@ pub fn summary(decisions: &Decisions, scenario: &Scenario) -> Summary {
         s.route_eligible = route.ranking.iter().filter_map(|(i, _)| id(*i)).collect();
     }
     if let Some(c) = &decisions.constraints {
-        s.constraints = c.fired.clone();
+        s.constraints = owned(&c.fired);
         s.blocked = c.mode.is_none();
         s.mode = c.mode.map(|m| mode_name(m).to_string());
-        s.packaging = c.packaging.clone();
+        s.packaging = owned(&c.packaging);
     }
     if let Some(r) = &decisions.risk {
         s.risk = match r.decision {
@@ -330,8 +330,12 @@ pub fn summary(decisions: &Decisions, scenario: &Scenario) -> Summary {
         .to_string();
         s.risk_score = r.score;
     }
-    s.sops = decisions.sops.clone();
+    s.sops = owned(&decisions.sops);
     s.normalised()
+}
+
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
 }
 
 #[cfg(test)]

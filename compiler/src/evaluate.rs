@@ -62,19 +62,21 @@ impl Engine for Interpreter<'_> {
     }
 }
 
-/// Everything the hooks decided for one set of facts.
+/// Everything the hooks decided for one set of facts. Rule names and reasons are
+/// borrowed from the compiled ruleset's manifest (`'m`): an evaluation copies none of
+/// them (docs/abi.md, "Decoding").
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Decisions {
-    pub promotions: Option<PromotionOutcome>,
+pub struct Decisions<'m> {
+    pub promotions: Option<PromotionOutcome<'m>>,
     pub route: Option<RouteOutcome>,
-    pub constraints: Option<ConstraintOutcome>,
-    pub risk: Option<RiskOutcome>,
+    pub constraints: Option<ConstraintOutcome<'m>>,
+    pub risk: Option<RiskOutcome<'m>>,
     /// SOPs triggered, over every event some SOP listens to.
-    pub sops: Vec<String>,
+    pub sops: Vec<&'m str>,
     /// Gifts with their SKUs as text.
     pub gifts: Vec<(String, i64)>,
     /// The route's name, when the ruleset has one.
-    pub route_name: Option<String>,
+    pub route_name: Option<&'m str>,
     /// The raw output words per hook, for differential comparison between engines.
     pub raw: Vec<(Hook, Vec<i64>)>,
     /// Every runtime-list member a membership test found (list index, member), each
@@ -174,13 +176,13 @@ impl SopEvents<'_> {
 }
 
 /// Runs every hook that has rules, with one engine.
-pub fn evaluate(
-    compiled: &Compiled,
+pub fn evaluate<'m>(
+    compiled: &'m Compiled,
     ruleset: &weir_dsl::checked::Ruleset,
     facts: &Facts,
     context: &Context,
     engine: &dyn Engine,
-) -> Result<Decisions, EvaluateError> {
+) -> Result<Decisions<'m>, EvaluateError> {
     evaluate_hooks(
         compiled,
         ruleset,
@@ -194,15 +196,15 @@ pub fn evaluate(
 
 /// [`evaluate`] restricted to some hooks (e.g. `constraints` once per planned shipment)
 /// and some SOP events; the decisions of the others stay `None`/empty.
-pub fn evaluate_hooks(
-    compiled: &Compiled,
+pub fn evaluate_hooks<'m>(
+    compiled: &'m Compiled,
     ruleset: &weir_dsl::checked::Ruleset,
     facts: &Facts,
     context: &Context,
     engine: &dyn Engine,
     hooks: &[Hook],
     events: SopEvents<'_>,
-) -> Result<Decisions, EvaluateError> {
+) -> Result<Decisions<'m>, EvaluateError> {
     // No SOP hook asked, no event copies of the input to make.
     let events = if hooks.contains(&Hook::SopTriggers) {
         events
@@ -237,7 +239,7 @@ pub fn evaluate_hooks(
                     outcome::route(&words, manifest, facts.locations.len())
                         .map_err(decode_error(hook))?,
                 );
-                decisions.route_name = manifest.route.as_ref().map(|r| r.name.clone());
+                decisions.route_name = manifest.route.as_ref().map(|r| r.name.as_str());
             }
             Hook::Constraints => {
                 let mode = shipment_mode(ruleset, facts);

@@ -56,33 +56,33 @@ pub struct Usage {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Skip {
+pub enum Skip<'m> {
     /// Its `when` did not hold.
     NotEligible,
     LimitReached,
     BudgetExhausted,
     /// Another promotion of its exclusive group applied first.
-    ExcludedBy(String),
+    ExcludedBy(&'m str),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    pub name: String,
+pub struct Applied<'m> {
+    pub name: &'m str,
     /// What it gave, minor units (after caps, budget and the never-below-zero rule).
     pub discount: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Consumption {
-    pub promotion: String,
+pub struct Consumption<'m> {
+    pub promotion: &'m str,
     pub uses: i64,
     pub budget: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PromotionOutcome {
-    pub applied: Vec<Applied>,
-    pub skipped: Vec<(String, Skip)>,
+pub struct PromotionOutcome<'m> {
+    pub applied: Vec<Applied<'m>>,
+    pub skipped: Vec<(&'m str, Skip<'m>)>,
     /// Final discount per order line; sums to `total_discount`.
     pub line_discounts: Vec<i64>,
     pub total_discount: i64,
@@ -90,7 +90,7 @@ pub struct PromotionOutcome {
     pub gifts: Vec<(i64, i64)>,
     /// Scaled (1.0 is 1,000,000).
     pub points_multiplier: i64,
-    pub consumption: Vec<Consumption>,
+    pub consumption: Vec<Consumption<'m>>,
 }
 
 impl ActionKind {
@@ -135,12 +135,12 @@ fn action_starts(
 }
 
 /// Combines the promotions hook's output.
-pub fn promotions(
+pub fn promotions<'m>(
     words: &[i64],
-    manifest: &Manifest,
+    manifest: &'m Manifest,
     lines: &[Line],
     usage: &Usage,
-) -> Result<PromotionOutcome, DecodeError> {
+) -> Result<PromotionOutcome<'m>, DecodeError> {
     let starts = action_starts(words, manifest, lines.len())?;
 
     let subtotal: i64 = lines
@@ -172,7 +172,7 @@ pub fn promotions(
         let (Some(meta), Some(start)) = (manifest.promotions.get(index), starts.get(index)) else {
             continue;
         };
-        let name = meta.name.clone();
+        let name = meta.name.as_str();
         let Some(start) = *start else {
             out.skipped.push((name, Skip::NotEligible));
             continue;
@@ -192,8 +192,7 @@ pub fn promotions(
         }
         if let (true, Some(group)) = (meta.exclusive, meta.group.as_deref()) {
             if let Some((_, first)) = exclusive_taken.iter().find(|(g, _)| *g == group) {
-                out.skipped
-                    .push((name, Skip::ExcludedBy((*first).to_string())));
+                out.skipped.push((name, Skip::ExcludedBy(first)));
                 continue;
             }
             exclusive_taken.push((group, meta.name.as_str()));
@@ -290,7 +289,7 @@ pub fn promotions(
         out.total_discount += given;
         if meta.limit.is_some() || meta.budget.is_some() {
             out.consumption.push(Consumption {
-                promotion: meta.name.clone(),
+                promotion: name,
                 uses: i64::from(meta.limit.is_some()),
                 budget: if meta.budget.is_some() { given } else { 0 },
             });
@@ -391,12 +390,12 @@ pub fn route(
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ConstraintOutcome {
-    pub fired: Vec<String>,
-    pub blocked: Vec<String>,
+pub struct ConstraintOutcome<'m> {
+    pub fired: Vec<&'m str>,
+    pub blocked: Vec<&'m str>,
     pub forbidden_modes: Vec<u32>,
     pub required_mode: Option<u32>,
-    pub packaging: Vec<String>,
+    pub packaging: Vec<&'m str>,
     /// Requirements that cannot be met together; each blocks the shipment.
     pub conflicts: Vec<String>,
     /// The mode the shipment goes by, or `None` when it cannot ship.
@@ -407,11 +406,11 @@ pub struct ConstraintOutcome {
 const MODE_PREFERENCE: [u32; 4] = [0, 3, 1, 2];
 const MODE_NAMES: [&str; 4] = ["ground", "air", "sea", "local"];
 
-pub fn constraints(
+pub fn constraints<'m>(
     words: &[i64],
-    manifest: &Manifest,
+    manifest: &'m Manifest,
     shipment_mode: u32,
-) -> Result<ConstraintOutcome, DecodeError> {
+) -> Result<ConstraintOutcome<'m>, DecodeError> {
     let mut w = Words { words, at: 0 };
     let mut out = ConstraintOutcome::default();
     let mut required: Option<(u32, &str)> = None;
@@ -419,9 +418,9 @@ pub fn constraints(
         if w.next()? == 0 {
             continue;
         }
-        out.fired.push(meta.name.clone());
+        out.fired.push(&meta.name);
         if let Some(reason) = &meta.block {
-            out.blocked.push(reason.clone());
+            out.blocked.push(reason);
         }
         for mode in &meta.forbid_modes {
             if !out.forbidden_modes.contains(mode) {
@@ -429,8 +428,8 @@ pub fn constraints(
             }
         }
         for packaging in &meta.require_packaging {
-            if !out.packaging.contains(packaging) {
-                out.packaging.push(packaging.clone());
+            if !out.packaging.contains(&packaging.as_str()) {
+                out.packaging.push(packaging);
             }
         }
         if let Some(mode) = meta.require_mode {
@@ -475,15 +474,15 @@ pub fn mode_name(mode: u32) -> &'static str {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RiskOutcome {
+pub struct RiskOutcome<'m> {
     pub decision: Decision,
     pub score: i64,
     /// Rules that fired, in evaluation order, with the points they added.
-    pub fired: Vec<(String, i64)>,
-    pub reasons: Vec<String>,
+    pub fired: Vec<(&'m str, i64)>,
+    pub reasons: Vec<&'m str>,
 }
 
-pub fn risk(words: &[i64], manifest: &Manifest) -> Result<RiskOutcome, DecodeError> {
+pub fn risk<'m>(words: &[i64], manifest: &'m Manifest) -> Result<RiskOutcome<'m>, DecodeError> {
     let mut w = Words { words, at: 0 };
     let evaluated = usize::try_from(w.next()?).map_err(|_| DecodeError("negative rule count"))?;
     if evaluated > manifest.risks.len() {
@@ -499,17 +498,17 @@ pub fn risk(words: &[i64], manifest: &Manifest) -> Result<RiskOutcome, DecodeErr
         if !hit {
             continue;
         }
-        fired.push((meta.name.clone(), points));
+        fired.push((meta.name.as_str(), points));
         if let Some(reason) = &meta.reason {
-            reasons.push(reason.clone());
+            reasons.push(reason.as_str());
         }
         if let Some(reason) = &meta.review {
             review = true;
-            reasons.push(reason.clone());
+            reasons.push(reason);
         }
         if let Some(reason) = &meta.reject {
             rejected = true;
-            reasons.push(reason.clone());
+            reasons.push(reason);
         }
     }
     let score = w.next()?;
@@ -538,12 +537,15 @@ pub fn risk(words: &[i64], manifest: &Manifest) -> Result<RiskOutcome, DecodeErr
     })
 }
 
-pub fn sop_triggers(words: &[i64], manifest: &Manifest) -> Result<Vec<String>, DecodeError> {
+pub fn sop_triggers<'m>(
+    words: &[i64],
+    manifest: &'m Manifest,
+) -> Result<Vec<&'m str>, DecodeError> {
     let mut w = Words { words, at: 0 };
     let mut fired = Vec::new();
     for meta in &manifest.sops {
         if w.next()? != 0 {
-            fired.push(meta.name.clone());
+            fired.push(meta.name.as_str());
         }
     }
     w.done()?;

@@ -182,7 +182,7 @@ pub fn run_tests(ruleset: &Ruleset, compiled: &Compiled, engines: &[&dyn Engine]
                     });
                 }
             }
-            report.fired.extend(fired);
+            report.fired.extend(fired.into_iter().map(str::to_owned));
         }
         report.results.push(TestResult {
             name: test.name.clone(),
@@ -215,23 +215,23 @@ fn rules_of(ruleset: &Ruleset) -> Vec<(String, Origin)> {
 
 /// Rules that fired: promotions that applied, the route when a location was eligible,
 /// constraints and risk rules whose condition held, SOPs that triggered.
-pub fn fired_rules(decisions: &Decisions) -> BTreeSet<String> {
+pub fn fired_rules<'m>(decisions: &Decisions<'m>) -> BTreeSet<&'m str> {
     let mut fired = BTreeSet::new();
     if let Some(p) = &decisions.promotions {
-        fired.extend(p.applied.iter().map(|a| a.name.clone()));
+        fired.extend(p.applied.iter().map(|a| a.name));
     }
-    if let (Some(route), Some(name)) = (&decisions.route, &decisions.route_name) {
+    if let (Some(route), Some(name)) = (&decisions.route, decisions.route_name) {
         if !route.ranking.is_empty() {
-            fired.insert(name.clone());
+            fired.insert(name);
         }
     }
     if let Some(c) = &decisions.constraints {
-        fired.extend(c.fired.iter().cloned());
+        fired.extend(c.fired.iter().copied());
     }
     if let Some(r) = &decisions.risk {
-        fired.extend(r.fired.iter().map(|(name, _)| name.clone()));
+        fired.extend(r.fired.iter().map(|(name, _)| *name));
     }
-    fired.extend(decisions.sops.iter().cloned());
+    fired.extend(decisions.sops.iter().copied());
     fired
 }
 
@@ -298,7 +298,7 @@ fn location_id(facts: &Facts, index: usize, ruleset: &Ruleset) -> String {
 fn check_expectation(
     expectation: &Expectation,
     d: &Decisions,
-    fired: &BTreeSet<String>,
+    fired: &BTreeSet<&str>,
     facts: &Facts,
     ruleset: &Ruleset,
     compiled: &Compiled,
@@ -348,11 +348,10 @@ fn check_expectation(
                 )
             })
         }
-        Expectation::Fired(name) => {
-            (!fired.contains(name)).then(|| format!("expected `{name}` to fire, but it did not"))
-        }
+        Expectation::Fired(name) => (!fired.contains(name.as_str()))
+            .then(|| format!("expected `{name}` to fire, but it did not")),
         Expectation::NotFired(name) => fired
-            .contains(name)
+            .contains(name.as_str())
             .then(|| format!("expected `{name}` not to fire, but it did")),
         Expectation::RiskScore(v) => {
             let found = d.risk.as_ref().map_or(0, |r| r.score);
@@ -398,7 +397,7 @@ fn check_expectation(
         Expectation::NoBlock => {
             let reasons = d.constraints.as_ref().map(|c| {
                 let mut all = c.blocked.clone();
-                all.extend(c.conflicts.iter().cloned());
+                all.extend(c.conflicts.iter().map(String::as_str));
                 all
             });
             match reasons {
@@ -440,10 +439,10 @@ fn check_expectation(
                 .as_ref()
                 .map(|c| c.packaging.clone())
                 .unwrap_or_default();
-            (!found.contains(p))
+            (!found.contains(&p.as_str()))
                 .then(|| format!("expected packaging \"{p}\", found [{}]", found.join(", ")))
         }
-        Expectation::Sop(name) => (!d.sops.contains(name))
+        Expectation::Sop(name) => (!d.sops.contains(&name.as_str()))
             .then(|| format!("expected SOP `{name}` to trigger, but it did not")),
         Expectation::NoSop => {
             (!d.sops.is_empty()).then(|| format!("expected no SOP, found {}", d.sops.join(", ")))

@@ -18,8 +18,8 @@ use weir_compiler::interp::Hook;
 use weir_dsl::checked::Value;
 
 use super::orders::{
-    clear_shipment_facts, known_attributes, lists, location_facts, location_fields, run_hooks,
-    set_shipment_facts, work_order, OrderError, Rules,
+    clear_shipment_facts, known_attributes, lists, location_facts, location_fields, owned,
+    run_hooks, set_shipment_facts, work_order, OrderError, Rules,
 };
 use crate::store::{Location, NewWorkOrder, OrderRecord, Store};
 
@@ -177,7 +177,7 @@ fn sops_triggered(
         &[Hook::SopTriggers],
         SopEvents::Only(&events),
     )?;
-    Ok(decisions.sops)
+    Ok(owned(&decisions.sops))
 }
 
 /// Where the location `id` is among the order's stored candidate locations.

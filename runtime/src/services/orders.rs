@@ -562,10 +562,17 @@ async fn plan(
     // ---- risk ----
     if let Some(risk) = &decisions.risk {
         if risk.decision == Decision::Reject {
-            let mut reasons = risk.reasons.clone();
-            if reasons.is_empty() {
-                reasons = risk.fired.iter().map(|(name, _)| name.clone()).collect();
-            }
+            let reasons = if risk.reasons.is_empty() {
+                risk.fired
+                    .iter()
+                    .map(|(name, _)| name.to_string())
+                    .collect()
+            } else {
+                risk.reasons
+                    .iter()
+                    .map(|reason| reason.to_string())
+                    .collect()
+            };
             return Err(OrderError::Rejected { reasons });
         }
     }
@@ -1401,7 +1408,7 @@ fn check_shipment(
     clear_shipment_facts(facts_in);
     let decisions = decisions?;
     shared.found.extend(decisions.list_hits);
-    let sops = decisions.sops;
+    let sops = owned(&decisions.sops);
     let Some(outcome) = decisions.constraints else {
         return Ok(Ok(Checked {
             sops,
@@ -1420,13 +1427,13 @@ fn check_shipment(
     });
     if !outcome.blocked.is_empty() || !outcome.conflicts.is_empty() {
         let mut why = outcome.blocked.clone();
-        why.extend(outcome.conflicts.iter().cloned());
+        why.extend(outcome.conflicts.iter().map(String::as_str));
         return Ok(Err(format!("{} at {}", why.join(", "), c.location.id)));
     }
     match outcome.mode {
         Some(mode) => Ok(Ok(Checked {
             mode: mode_name(mode).to_owned(),
-            packaging: outcome.packaging,
+            packaging: owned(&outcome.packaging),
             record,
             sops,
         })),
@@ -1434,15 +1441,21 @@ fn check_shipment(
     }
 }
 
+/// Names borrowed from a ruleset's manifest, owned: for what outlives the evaluation
+/// (a shipment's plan, an order's record).
+pub(crate) fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
+}
+
 /// Runs `hooks` of the ruleset's module (in one sandboxed instance) on `facts_in`, the
 /// SOP hook for `events` only.
-pub(crate) fn run_hooks(
-    rules: &Rules,
+pub(crate) fn run_hooks<'r>(
+    rules: &'r Rules,
     facts_in: &weir_compiler::abi::Facts,
     context: &Context,
     hooks: &[Hook],
     events: SopEvents<'_>,
-) -> Result<Decisions, OrderError> {
+) -> Result<Decisions<'r>, OrderError> {
     let engine = WasmEngine {
         module: &rules.module,
     };
@@ -1671,7 +1684,10 @@ fn decision_record(
         "risk": risk,
         "sops": decisions.sops,
     });
-    let mut fired: Vec<String> = fired_rules(decisions).into_iter().collect();
+    let mut fired: Vec<String> = fired_rules(decisions)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     for shipment in shipments {
         if let Some(names) = shipment.constraints.get("fired").and_then(Json::as_array) {
             for name in names.iter().filter_map(Json::as_str) {

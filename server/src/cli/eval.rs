@@ -279,7 +279,7 @@ pub(crate) fn explain(
         rules.push(json!({
             "rule": name,
             "kind": kind,
-            "fired": fired.contains(&name),
+            "fired": fired.contains(name.as_str()),
             "condition": condition,
             "clauses": parts,
             "saw": values,
