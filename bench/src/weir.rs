@@ -309,7 +309,11 @@ pub fn summary(decisions: &Decisions, scenario: &Scenario) -> Summary {
         s.discount = p.total_discount;
         s.points_multiplier = p.points_multiplier;
     }
-    s.gifts = decisions.gifts.clone();
+    s.gifts = decisions
+        .gifts
+        .iter()
+        .map(|(sku, qty)| (sku.to_string(), *qty))
+        .collect();
     if let Some(route) = &decisions.route {
         let id = |index: usize| scenario.locations.get(index).map(|l| l.id.clone());
         s.route = route.ranking.first().and_then(|(i, _)| id(*i));

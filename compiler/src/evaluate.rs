@@ -7,10 +7,12 @@ use crate::abi::{self, Facts, Interner};
 use crate::interp::{self, Hook};
 pub use crate::lists::Lists;
 use crate::lists::{FoundMember, ListMembers};
+use crate::manifest::Manifest;
 use crate::outcome::{
     self, ConstraintOutcome, Line, PromotionOutcome, RiskOutcome, RouteOutcome, Usage,
 };
 use crate::Compiled;
+use std::borrow::Cow;
 use std::sync::Arc;
 use weir_dsl::checked::Value;
 use weir_dsl::schema;
@@ -73,8 +75,9 @@ pub struct Decisions<'m> {
     pub risk: Option<RiskOutcome<'m>>,
     /// SOPs triggered, over every event some SOP listens to.
     pub sops: Vec<&'m str>,
-    /// Gifts with their SKUs as text.
-    pub gifts: Vec<(String, i64)>,
+    /// Gifts with their SKUs as text: borrowed from the manifest's string table when
+    /// the rules name the SKU (the usual case), owned when it came from the facts.
+    pub gifts: Vec<(Cow<'m, str>, i64)>,
     /// The route's name, when the ruleset has one.
     pub route_name: Option<&'m str>,
     /// The raw output words per hook, for differential comparison between engines.
@@ -230,7 +233,7 @@ pub fn evaluate_hooks<'m>(
                 decisions.gifts = combined
                     .gifts
                     .iter()
-                    .map(|(sku, qty)| (interner.resolve(*sku).unwrap_or("?").to_string(), *qty))
+                    .map(|(sku, qty)| (sku_text(manifest, interner, *sku), *qty))
                     .collect();
                 decisions.promotions = Some(combined);
             }
@@ -263,6 +266,18 @@ pub fn evaluate_hooks<'m>(
     // Sorted: which members were found is the decision, not in which order.
     decisions.list_hits.sort();
     Ok(decisions)
+}
+
+/// A string id as text, borrowed when it is one of the module's own strings (ids below
+/// the string table's length are its indices: docs/abi.md, "The input: facts").
+fn sku_text<'m>(manifest: &'m Manifest, interner: &Interner, id: i64) -> Cow<'m, str> {
+    match usize::try_from(id)
+        .ok()
+        .and_then(|i| manifest.strings.get(i))
+    {
+        Some(text) => Cow::Borrowed(text),
+        None => Cow::Owned(interner.resolve(id).unwrap_or("?").to_owned()),
+    }
 }
 
 /// The engine inputs of one evaluation.

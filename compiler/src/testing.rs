@@ -7,6 +7,7 @@ use crate::evaluate::{evaluate, Context, Decisions, Engine};
 use crate::lists::ListMembers;
 use crate::outcome::{mode_name, Usage};
 use crate::Compiled;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use weir_dsl::checked::{Decision, Expectation, Origin, Ruleset, Test, Value};
@@ -450,7 +451,7 @@ fn check_expectation(
     }
 }
 
-fn describe_gifts(gifts: &[(String, i64)]) -> String {
+fn describe_gifts(gifts: &[(Cow<'_, str>, i64)]) -> String {
     if gifts.is_empty() {
         return "no gift".to_string();
     }

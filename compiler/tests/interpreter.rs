@@ -594,3 +594,39 @@ test \"a one-day category is fine then\" {{
 "
     ));
 }
+
+#[test]
+fn gift_skus_come_from_the_rules_or_from_the_facts() {
+    // The rules' own SKU is one of the module's strings; the customer's favourite is
+    // interned from the facts. Both come back as text.
+    passes(
+        "ruleset t currency CNY
+attribute customer.favourite: string = \"\"
+
+promotion sample_of_favourite {
+  when customer.favourite != \"\"
+  then gift customer.favourite qty 2
+}
+
+promotion house_sample {
+  when order.subtotal > ¥0
+  then gift \"HOUSE-5ML\"
+}
+
+test \"a customer with a favourite gets it and the house sample\" {
+  given {
+    order: { items: [{ sku: \"A\", price: ¥10, qty: 1 }] },
+    customer: { favourite: \"ROSE-5ML\" }
+  }
+  expect gift \"ROSE-5ML\" qty 2
+  expect gift \"HOUSE-5ML\" qty 1
+}
+
+test \"a customer without one gets the house sample\" {
+  given { order: { items: [{ sku: \"A\", price: ¥10, qty: 1 }] } }
+  expect gift \"HOUSE-5ML\" qty 1
+  expect not fired sample_of_favourite
+}
+",
+    );
+}

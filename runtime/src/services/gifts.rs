@@ -4,6 +4,7 @@
 //! location can promise is not given ("while stocks last"); the order is placed
 //! without it and its decision record says so.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{json, Value as Json};
@@ -41,13 +42,14 @@ impl PlannedGift {
 pub(crate) async fn plan_gifts(
     store: &dyn Store,
     tenant: &str,
-    gifts: &[(String, i64)],
+    gifts: &[(Cow<'_, str>, i64)],
     shipping: &[&str],
     stock: &HashMap<(String, String), StockLevel>,
     reserved: &[NewReservation],
 ) -> Result<Vec<PlannedGift>, StoreError> {
     let mut planned: Vec<PlannedGift> = Vec::with_capacity(gifts.len());
     for (sku, qty) in gifts {
+        let sku: &str = sku;
         // A line's SKU was read at every location with the order; another is read now.
         let read_now = if stock.keys().any(|(s, _)| s == sku) {
             Vec::new()
@@ -56,17 +58,17 @@ pub(crate) async fn plan_gifts(
         };
         let level_at = |location: &str| {
             stock
-                .get(&(sku.clone(), location.to_owned()))
+                .get(&(sku.to_owned(), location.to_owned()))
                 .or_else(|| read_now.iter().find(|l| l.location_id == location))
         };
         let taken = |location: &str| -> i64 {
             let by_lines = reserved
                 .iter()
-                .filter(|r| &r.sku == sku && r.location_id == location)
+                .filter(|r| r.sku == sku && r.location_id == location)
                 .map(|r| r.qty);
             let by_gifts = planned
                 .iter()
-                .filter(|g| &g.sku == sku && g.location.as_deref() == Some(location))
+                .filter(|g| g.sku == sku && g.location.as_deref() == Some(location))
                 .map(|g| g.qty);
             by_lines.chain(by_gifts).fold(0, i64::saturating_add)
         };
@@ -76,7 +78,7 @@ pub(crate) async fn plan_gifts(
             (*qty > 0 && free >= *qty).then_some(level)
         });
         planned.push(PlannedGift {
-            sku: sku.clone(),
+            sku: sku.to_owned(),
             qty: *qty,
             location: chosen.map(|level| level.location_id.clone()),
             lot_tracked: chosen.is_some_and(|level| level.lot_tracked),
