@@ -222,7 +222,10 @@ pub fn evaluate_hooks<'m>(
         .map_err(|(hook, failure)| hook_error(hook)(failure))?;
     let (manifest, input, interner) = (&compiled.manifest, &prepared.input, &prepared.interner);
 
-    let mut decisions = Decisions::default();
+    let mut decisions = Decisions {
+        raw: Vec::with_capacity(borrowed.len()),
+        ..Decisions::default()
+    };
     for ((hook, _), words) in borrowed.iter().zip(outputs) {
         let hook = *hook;
         match hook {
@@ -268,8 +271,9 @@ pub fn evaluate_hooks<'m>(
     Ok(decisions)
 }
 
-/// A string id as text, borrowed when it is one of the module's own strings (ids below
-/// the string table's length are its indices: docs/abi.md, "The input: facts").
+/// A gift's SKU (a string id) as text: borrowed when it is one of the module's own
+/// strings (ids below the string table's length are its indices: docs/abi.md, "The
+/// input: facts"), owned when the facts brought it.
 fn sku_text<'m>(manifest: &'m Manifest, interner: &Interner, id: i64) -> Cow<'m, str> {
     match usize::try_from(id)
         .ok()
