@@ -65,6 +65,30 @@ pub enum Skip<'m> {
     ExcludedBy(&'m str),
 }
 
+impl Skip<'_> {
+    /// A stable, machine-readable code for the reason (decision records, APIs).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Skip::NotEligible => "not_eligible",
+            Skip::LimitReached => "limit_reached",
+            Skip::BudgetExhausted => "budget_exhausted",
+            Skip::ExcludedBy(_) => "excluded_by",
+        }
+    }
+}
+
+/// The reason in words, for people (`weir eval`).
+impl std::fmt::Display for Skip<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::NotEligible => f.write_str("condition not met"),
+            Skip::LimitReached => f.write_str("per-customer limit reached"),
+            Skip::BudgetExhausted => f.write_str("budget exhausted"),
+            Skip::ExcludedBy(other) => write!(f, "exclusive group: `{other}` applied"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied<'m> {
     pub name: &'m str,
@@ -554,7 +578,32 @@ pub fn sop_triggers<'m>(
 
 #[cfg(test)]
 mod tests {
-    use super::allocate;
+    use super::{allocate, Skip};
+
+    #[test]
+    fn skip_reasons_have_a_code_for_records_and_words_for_people() {
+        let cases = [
+            (Skip::NotEligible, "not_eligible", "condition not met"),
+            (
+                Skip::LimitReached,
+                "limit_reached",
+                "per-customer limit reached",
+            ),
+            (
+                Skip::BudgetExhausted,
+                "budget_exhausted",
+                "budget exhausted",
+            ),
+            (
+                Skip::ExcludedBy("spend_599"),
+                "excluded_by",
+                "exclusive group: `spend_599` applied",
+            ),
+        ];
+        for (skip, code, words) in cases {
+            assert_eq!((skip.code(), skip.to_string().as_str()), (code, words));
+        }
+    }
 
     #[test]
     fn allocation_is_proportional_with_the_remainder_on_the_largest_line() {

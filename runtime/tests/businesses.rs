@@ -193,6 +193,16 @@ async fn beauty_perfume_stays_off_air_and_a_160_wh_battery_is_blocked(kind: Kind
         decision.hooks["shipments"][0]["constraints"]["forbidden_modes"],
         json!(["air"])
     );
+    // ¥890 passes both thresholds of the exclusive group: the record names the one
+    // that took it.
+    let skipped = decision.hooks["promotions"]["skipped"].as_array().unwrap();
+    assert!(
+        skipped.contains(
+            &json!({"name": "spend_299_save_50", "why": "excluded_by", "by": "spend_599_save_120"})
+        ),
+        "{skipped:?}"
+    );
+    assert!(skipped.contains(&json!({"name": "newcomer_coupon", "why": "not_eligible"})));
     // ¥890 of fragrance earns the travel spray (香水满800赠小样): reserved as stock at
     // the shipping warehouse, which has one.
     assert_eq!(

@@ -395,6 +395,11 @@ async fn budgets_and_daily_limits_are_consumed_once(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(second.decisions["promotions"]["total_discount_minor"], 0);
+    // The record says why, as a stable code.
+    assert_eq!(
+        second.decisions["promotions"]["skipped"],
+        json!([{"name": "spend_299_save_50", "why": "limit_reached"}])
+    );
     // The next day the customer may use it again; the ¥100 budget then runs out.
     h.clock.advance(24 * 3_600_000);
     let third = orders::place_order(s, &rules, T, &request(json!([serum(2)])), None)
@@ -411,6 +416,10 @@ async fn budgets_and_daily_limits_are_consumed_once(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(fourth.decisions["promotions"]["total_discount_minor"], 0);
+    assert_eq!(
+        fourth.decisions["promotions"]["skipped"],
+        json!([{"name": "spend_299_save_50", "why": "budget_exhausted"}])
+    );
     h.cleanup().await;
 }
 

@@ -21,7 +21,7 @@ use weir_compiler::evaluate::{evaluate_hooks, Context, Decisions, SopEvents};
 use weir_compiler::facts;
 use weir_compiler::interp::Hook;
 use weir_compiler::lists::{FoundMember, ListMembers};
-use weir_compiler::outcome::mode_name;
+use weir_compiler::outcome::{mode_name, Skip};
 use weir_compiler::testing::fired_rules;
 use weir_compiler::Compiled;
 use weir_dsl::checked::{CounterKind, Decision, Ruleset};
@@ -1627,6 +1627,15 @@ fn digest(text: &str) -> String {
 
 /// What was decided and from what: enough to answer "why this location?" and to replay
 /// the evaluation (the facts document is kept with its digest).
+/// A skipped promotion in the decision record: its reason as a stable code, and for
+/// `excluded_by` the promotion of its exclusive group that applied (docs/orders.md).
+fn skipped_json(name: &str, why: &Skip<'_>) -> Json {
+    match why {
+        Skip::ExcludedBy(by) => json!({"name": name, "why": why.code(), "by": by}),
+        _ => json!({"name": name, "why": why.code()}),
+    }
+}
+
 fn decision_record(
     rules: &Rules,
     decisions: &Decisions,
@@ -1639,7 +1648,7 @@ fn decision_record(
     let promotions = decisions.promotions.as_ref().map(|p| {
         json!({
             "applied": p.applied.iter().map(|a| json!({"name": a.name, "discount_minor": a.discount})).collect::<Vec<_>>(),
-            "skipped": p.skipped.iter().map(|(name, why)| json!({"name": name, "why": format!("{why:?}")})).collect::<Vec<_>>(),
+            "skipped": p.skipped.iter().map(|(name, why)| skipped_json(name, why)).collect::<Vec<_>>(),
             "line_discounts_minor": p.line_discounts,
             "total_discount_minor": p.total_discount,
             "gifts": gifts.iter().map(PlannedGift::json).collect::<Vec<_>>(),

@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 use std::io::Write;
 use weir_compiler::evaluate::{evaluate, Context, Decisions, Engine, Interpreter};
 use weir_compiler::facts;
-use weir_compiler::outcome::{mode_name, Skip};
+use weir_compiler::outcome::mode_name;
 use weir_dsl::checked::{Decision, Ruleset};
 use weir_dsl::{Severity, SourceText};
 use weir_runtime::evaluator::WasmEngine;
@@ -190,12 +190,7 @@ fn decisions_json(
                 "total_discount_minor": p.total_discount,
                 "line_discounts_minor": p.line_discounts,
                 "applied": p.applied.iter().map(|a| json!({"promotion": a.name, "discount": money(a.discount, ruleset)})).collect::<Vec<_>>(),
-                "skipped": p.skipped.iter().map(|(name, why)| json!({"promotion": name, "reason": match why {
-                    Skip::NotEligible => "condition not met".to_string(),
-                    Skip::LimitReached => "per-customer limit reached".to_string(),
-                    Skip::BudgetExhausted => "budget exhausted".to_string(),
-                    Skip::ExcludedBy(other) => format!("exclusive group: `{other}` applied"),
-                }})).collect::<Vec<_>>(),
+                "skipped": p.skipped.iter().map(|(name, why)| json!({"promotion": name, "reason": why.to_string()})).collect::<Vec<_>>(),
                 "gifts": d.gifts.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
                 "points_multiplier": scaled(p.points_multiplier),
                 "consumption": p.consumption.iter().map(|c| json!({"promotion": c.promotion, "uses": c.uses, "budget": money(c.budget, ruleset)})).collect::<Vec<_>>(),
