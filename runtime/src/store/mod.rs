@@ -181,6 +181,16 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend's name as the API reports it (`GET /readyz`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
 /// How a store behaves beyond its connection.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {

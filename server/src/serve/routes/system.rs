@@ -30,7 +30,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Response, Problem> {
         .map_err(|e| Problem::unavailable(format!("the store does not answer: {e}")))?;
     Ok(reply(
         StatusCode::OK,
-        &json!({"status": "ready", "backend": format!("{:?}", app.store.backend()).to_lowercase()}),
+        &json!({"status": "ready", "backend": app.store.backend().name()}),
     ))
 }
 
