@@ -568,10 +568,7 @@ async fn plan(
                     .map(|(name, _)| name.to_string())
                     .collect()
             } else {
-                risk.reasons
-                    .iter()
-                    .map(|reason| reason.to_string())
-                    .collect()
+                owned(&risk.reasons)
             };
             return Err(OrderError::Rejected { reasons });
         }
