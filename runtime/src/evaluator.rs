@@ -30,13 +30,9 @@ impl Engine for WasmEngine<'_> {
         input: &[u8],
         lists: &Lists,
     ) -> Result<Vec<i64>, EvalFailure> {
-        let mut outputs = self
-            .module
-            .call_all_with(&[(hook, input)], lists, |bytes, _| words(bytes))
-            .map_err(failure)?;
-        outputs
-            .pop()
-            .ok_or_else(|| EvalFailure::Engine("no output".to_owned()))
+        self.module
+            .call_with(hook, input, lists, |bytes, _| words(bytes))
+            .map_err(failure)
     }
 
     fn run_all(

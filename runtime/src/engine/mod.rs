@@ -480,6 +480,14 @@ pub struct CallOutput {
     pub fuel_used: u64,
 }
 
+/// A call's output copied out of the instance's memory.
+fn copy_out(bytes: &[u8], fuel_used: u64) -> Result<CallOutput, EvalErrorKind> {
+    Ok(CallOutput {
+        bytes: bytes.to_vec(),
+        fuel_used,
+    })
+}
+
 /// A ruleset module, deserialized and pre-linked, ready to call. `Send + Sync`: share it
 /// (e.g. in an `Arc`) across threads; calls are independent.
 pub struct LoadedModule {
@@ -549,7 +557,19 @@ impl LoadedModule {
         input: &[u8],
         lists: &dyn ListLookup,
     ) -> Result<CallOutput, EvalError> {
-        let mut outputs = self.call_all(&[(hook, input)], lists)?;
+        self.call_with(hook, input, lists, copy_out)
+    }
+
+    /// [`call`](Self::call), with the output read by `read` in place (see
+    /// [`call_all_with`](Self::call_all_with)).
+    pub fn call_with<T>(
+        &self,
+        hook: Hook,
+        input: &[u8],
+        lists: &dyn ListLookup,
+        read: impl FnMut(&[u8], u64) -> Result<T, EvalErrorKind>,
+    ) -> Result<T, EvalError> {
+        let mut outputs = self.call_all_with(&[(hook, input)], lists, read)?;
         outputs.pop().ok_or_else(|| EvalError {
             ruleset: self.ruleset.clone(),
             hook,
@@ -568,12 +588,7 @@ impl LoadedModule {
         calls: &[(Hook, &[u8])],
         lists: &dyn ListLookup,
     ) -> Result<Vec<CallOutput>, EvalError> {
-        self.call_all_with(calls, lists, |bytes, fuel_used| {
-            Ok(CallOutput {
-                bytes: bytes.to_vec(),
-                fuel_used,
-            })
-        })
+        self.call_all_with(calls, lists, copy_out)
     }
 
     /// [`call_all`](Self::call_all), with each call's output read by `read` straight
