@@ -1405,12 +1405,20 @@ fn check_shipment(
     clear_shipment_facts(facts_in);
     let decisions = decisions?;
     shared.found.extend(decisions.list_hits);
-    let sops = owned(&decisions.sops);
     let Some(outcome) = decisions.constraints else {
         return Ok(Ok(Checked {
-            sops,
+            sops: owned(&decisions.sops),
             ..unconstrained()
         }));
+    };
+    // A candidate that cannot ship is only a reason; its record is never built.
+    if !outcome.blocked.is_empty() || !outcome.conflicts.is_empty() {
+        let mut why = outcome.blocked.clone();
+        why.extend(outcome.conflicts.iter().map(String::as_str));
+        return Ok(Err(format!("{} at {}", why.join(", "), c.location.id)));
+    }
+    let Some(mode) = outcome.mode else {
+        return Ok(Err(format!("no carrier mode allowed at {}", c.location.id)));
     };
     let record = json!({
         "location": c.location.id,
@@ -1420,22 +1428,14 @@ fn check_shipment(
         "required_mode": outcome.required_mode.map(mode_name),
         "packaging": outcome.packaging,
         "conflicts": outcome.conflicts,
-        "mode": outcome.mode.map(mode_name),
+        "mode": mode_name(mode),
     });
-    if !outcome.blocked.is_empty() || !outcome.conflicts.is_empty() {
-        let mut why = outcome.blocked.clone();
-        why.extend(outcome.conflicts.iter().map(String::as_str));
-        return Ok(Err(format!("{} at {}", why.join(", "), c.location.id)));
-    }
-    match outcome.mode {
-        Some(mode) => Ok(Ok(Checked {
-            mode: mode_name(mode).to_owned(),
-            packaging: owned(&outcome.packaging),
-            record,
-            sops,
-        })),
-        None => Ok(Err(format!("no carrier mode allowed at {}", c.location.id))),
-    }
+    Ok(Ok(Checked {
+        mode: mode_name(mode).to_owned(),
+        packaging: owned(&outcome.packaging),
+        record,
+        sops: owned(&decisions.sops),
+    }))
 }
 
 /// Names borrowed from a ruleset's manifest, owned: for what outlives the evaluation
