@@ -33,7 +33,6 @@ use weir_bench::warm::{self, Warm};
 use weir_bench::{generate, native, scenario, weir as fixtures};
 use weir_compiler::evaluate::{evaluate, Interpreter};
 use weir_compiler::interp;
-use weir_compiler::outcome;
 use weir_runtime::evaluator::WasmEngine;
 use weir_runtime::{Engine, EngineConfig, Hook};
 
@@ -217,33 +216,26 @@ fn engines(c: &mut Criterion) {
             .unwrap()
         })
     });
-    let manifest = &loaded.compiled.manifest;
-    let raw = by_wasm.raw.clone();
-    let first_input = inputs[0].1.clone();
+    // Decoding and combining, as `evaluate` does it, over the words of one evaluation.
+    let prepared = weir_compiler::evaluate::prepare(
+        &loaded.compiled,
+        &loaded.ruleset,
+        &facts,
+        &context,
+        weir_compiler::evaluate::SopEvents::All,
+    )
+    .unwrap();
     group.bench_function("a2_part_decode_combine", |b| {
         b.iter(|| {
-            for (hook, words) in black_box(&raw) {
-                match hook {
-                    interp::Hook::Promotions => {
-                        let lines =
-                            weir_compiler::evaluate::order_lines(&loaded.compiled, &first_input);
-                        black_box(outcome::promotions(words, manifest, &lines, &context.usage))
-                            .unwrap();
-                    }
-                    interp::Hook::Route => {
-                        black_box(outcome::route(words, manifest, facts.locations.len())).unwrap();
-                    }
-                    interp::Hook::Constraints => {
-                        black_box(outcome::constraints(words, manifest, 1)).unwrap();
-                    }
-                    interp::Hook::Risk => {
-                        black_box(outcome::risk(words, manifest)).unwrap();
-                    }
-                    interp::Hook::SopTriggers => {
-                        black_box(outcome::sop_triggers(words, manifest)).unwrap();
-                    }
-                }
-            }
+            weir_compiler::evaluate::decide(
+                &loaded.compiled,
+                &loaded.ruleset,
+                &facts,
+                &context,
+                &prepared,
+                black_box(&by_wasm.raw),
+            )
+            .unwrap()
         })
     });
     // The interpreter on the same hook inputs, without encoding and combination: the

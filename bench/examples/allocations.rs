@@ -9,8 +9,6 @@
 
 use weir_bench::{scenario, weir as fixtures};
 use weir_compiler::evaluate::{self, Interpreter, SopEvents};
-use weir_compiler::interp::Hook;
-use weir_compiler::outcome;
 use weir_runtime::engine::{Engine, EngineConfig};
 use weir_runtime::evaluator::WasmEngine;
 
@@ -51,7 +49,6 @@ fn main() {
         evaluate::evaluate(&loaded.compiled, &loaded.ruleset, &facts, &context, engine).unwrap()
     };
     let decided = run(&wasm);
-    let manifest = &loaded.compiled.manifest;
     let prepared = evaluate::prepare(
         &loaded.compiled,
         &loaded.ruleset,
@@ -85,20 +82,17 @@ fn main() {
         (
             "part: decode and combine",
             per_call(|| {
-                for (hook, words) in &decided.raw {
-                    match hook {
-                        Hook::Promotions => {
-                            let lines = evaluate::order_lines(&loaded.compiled, &prepared.input);
-                            drop(outcome::promotions(words, manifest, &lines, &context.usage));
-                        }
-                        Hook::Route => {
-                            drop(outcome::route(words, manifest, facts.locations.len()));
-                        }
-                        Hook::Constraints => drop(outcome::constraints(words, manifest, 1)),
-                        Hook::Risk => drop(outcome::risk(words, manifest)),
-                        Hook::SopTriggers => drop(outcome::sop_triggers(words, manifest)),
-                    }
-                }
+                drop(
+                    evaluate::decide(
+                        &loaded.compiled,
+                        &loaded.ruleset,
+                        &facts,
+                        &context,
+                        &prepared,
+                        &decided.raw,
+                    )
+                    .unwrap(),
+                )
             }),
         ),
     ];

@@ -220,18 +220,35 @@ pub fn evaluate_hooks<'m>(
     let outputs = engine
         .run_all(&borrowed, &prepared.lists)
         .map_err(|(hook, failure)| hook_error(hook)(failure))?;
-    let (manifest, input, interner) = (&compiled.manifest, &prepared.input, &prepared.interner);
+    let raw: Vec<(Hook, Vec<i64>)> = borrowed
+        .iter()
+        .map(|(hook, _)| *hook)
+        .zip(outputs)
+        .collect();
+    let mut decisions = decide(compiled, ruleset, facts, context, &prepared, &raw)?;
+    decisions.raw = raw;
+    Ok(decisions)
+}
 
-    let mut decisions = Decisions {
-        raw: Vec::with_capacity(borrowed.len()),
-        ..Decisions::default()
-    };
-    for ((hook, _), words) in borrowed.iter().zip(outputs) {
+/// Decodes and combines the raw output words of an evaluation's hook calls (over the
+/// facts `prepared` encoded) into its decisions, all but `raw`: the step both engines
+/// share (docs/abi.md, "Decoding").
+pub fn decide<'m>(
+    compiled: &'m Compiled,
+    ruleset: &weir_dsl::checked::Ruleset,
+    facts: &Facts,
+    context: &Context,
+    prepared: &Prepared,
+    outputs: &[(Hook, Vec<i64>)],
+) -> Result<Decisions<'m>, EvaluateError> {
+    let (manifest, interner) = (&compiled.manifest, &prepared.interner);
+    let mut decisions = Decisions::default();
+    for (hook, words) in outputs {
         let hook = *hook;
         match hook {
             Hook::Promotions => {
-                let lines = order_lines(compiled, input);
-                let combined = outcome::promotions(&words, manifest, &lines, &context.usage)
+                let lines = order_lines(compiled, &prepared.input);
+                let combined = outcome::promotions(words, manifest, &lines, &context.usage)
                     .map_err(decode_error(hook))?;
                 decisions.gifts = combined
                     .gifts
@@ -242,7 +259,7 @@ pub fn evaluate_hooks<'m>(
             }
             Hook::Route => {
                 decisions.route = Some(
-                    outcome::route(&words, manifest, facts.locations.len())
+                    outcome::route(words, manifest, facts.locations.len())
                         .map_err(decode_error(hook))?,
                 );
                 decisions.route_name = manifest.route.as_ref().map(|r| r.name.as_str());
@@ -250,20 +267,19 @@ pub fn evaluate_hooks<'m>(
             Hook::Constraints => {
                 let mode = shipment_mode(ruleset, facts);
                 decisions.constraints =
-                    Some(outcome::constraints(&words, manifest, mode).map_err(decode_error(hook))?);
+                    Some(outcome::constraints(words, manifest, mode).map_err(decode_error(hook))?);
             }
             Hook::Risk => {
-                decisions.risk = Some(outcome::risk(&words, manifest).map_err(decode_error(hook))?);
+                decisions.risk = Some(outcome::risk(words, manifest).map_err(decode_error(hook))?);
             }
             Hook::SopTriggers => {
-                for name in outcome::sop_triggers(&words, manifest).map_err(decode_error(hook))? {
+                for name in outcome::sop_triggers(words, manifest).map_err(decode_error(hook))? {
                     if !decisions.sops.contains(&name) {
                         decisions.sops.push(name);
                     }
                 }
             }
         }
-        decisions.raw.push((hook, words));
     }
     decisions.list_hits = prepared.lists.found();
     // Sorted: which members were found is the decision, not in which order.
