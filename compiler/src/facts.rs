@@ -14,7 +14,7 @@ use crate::outcome::Usage;
 use serde_json::Value as Json;
 use std::sync::Arc;
 use weir_dsl::ast::{ExprKind, Literal, UnaryOp};
-use weir_dsl::check::values::{literal_value, scaled};
+use weir_dsl::check::values::{literal_value, scaled, ScaledError};
 use weir_dsl::checked::{CounterKind, Ruleset, Value};
 use weir_dsl::diagnostic::did_you_mean;
 use weir_dsl::schema;
@@ -255,6 +255,27 @@ fn parsed_literal(text: &str, path: &str, ruleset: &Ruleset) -> Result<(Value, T
     literal_value(&lit, inner.span, ruleset.currency).map_err(|d| error(path, d.message))
 }
 
+/// Why a JSON number does not fit a fixed-point type: too many digits after the point,
+/// or too large for 64 bits once scaled (the two need different fixes, so the message
+/// says which).
+fn number_error(
+    path: &str,
+    n: &serde_json::Number,
+    why: ScaledError,
+    what: &str,
+    digits: u32,
+) -> FactError {
+    match why {
+        ScaledError::TooLarge => error(path, format!("`{n}` is too large for {what}")),
+        ScaledError::TooPrecise => error(
+            path,
+            format!(
+                "`{n}` has more than {digits} digits after the point, the most {what} can hold"
+            ),
+        ),
+    }
+}
+
 fn number_text(n: &serde_json::Number) -> String {
     n.to_string()
 }
@@ -276,31 +297,29 @@ fn convert(value: &Json, ty: &Type, path: &str, ruleset: &Ruleset) -> Result<Val
         )),
         (Type::Bool, Json::Bool(b)) => Ok(Value::Bool(*b)),
         (Type::Int, Json::Number(n)) => n.as_i64().map(Value::Int).ok_or_else(mismatch),
-        (Type::Decimal, Json::Number(n)) => {
-            scaled(&number_text(n), 6).map(Value::Decimal).map_err(|_| {
-                error(
-                    path,
-                    "a decimal has at most 6 digits after the point and fits 64 bits",
-                )
-            })
+        (Type::Decimal, Json::Number(n)) => scaled(&number_text(n), 6)
+            .map(Value::Decimal)
+            .map_err(|e| number_error(path, n, e, "a decimal", 6)),
+        (Type::Money, Json::Number(n)) => {
+            let digits = ruleset.currency.minor_digits;
+            scaled(&number_text(n), digits)
+                .map(Value::Money)
+                .map_err(|e| {
+                    number_error(
+                        path,
+                        n,
+                        e,
+                        &format!("{} money", ruleset.currency.code),
+                        digits,
+                    )
+                })
         }
-        (Type::Money, Json::Number(n)) => scaled(&number_text(n), ruleset.currency.minor_digits)
-            .map(Value::Money)
-            .map_err(|_| {
-                error(
-                    path,
-                    format!(
-                        "{} amounts have at most {} decimals",
-                        ruleset.currency.code, ruleset.currency.minor_digits
-                    ),
-                )
-            }),
         (Type::Percent, Json::Number(n)) => scaled(&number_text(n), 4)
             .map(Value::Percent)
-            .map_err(|_| error(path, "a percent has at most 4 decimals")),
+            .map_err(|e| number_error(path, n, e, "a percent", 4)),
         (Type::Quantity(d), Json::Number(n)) => scaled(&number_text(n), 6)
             .map(|v| Value::Quantity(v, *d))
-            .map_err(|_| error(path, "a quantity has at most 6 decimals")),
+            .map_err(|e| number_error(path, n, e, "a quantity", 6)),
         (Type::Time, v) => time(v, path).map(Value::Time),
         (Type::String, Json::String(s)) => Ok(Value::String(s.clone())),
         (Type::Enum(id), Json::String(s)) => {
@@ -580,6 +599,35 @@ mod tests {
         assert!(
             simple_literal("¥5 + 1").is_none(),
             "anything else is parsed"
+        );
+    }
+
+    #[test]
+    fn a_json_number_that_does_not_fit_says_whether_it_is_too_large_or_too_precise() {
+        let ruleset = cny();
+        let money = |json: serde_json::Value| convert(&json, &Type::Money, "price", &ruleset);
+        assert_eq!(money(serde_json::json!(12.5)), Ok(Value::Money(1250)));
+        let large = money(serde_json::json!(922_337_203_685_477_580_i64)).expect_err("overflows");
+        assert_eq!(large.path, "price");
+        assert!(
+            large.message.contains("too large for CNY money"),
+            "{}",
+            large.message
+        );
+        let precise = money(serde_json::json!(0.001)).expect_err("a tenth of a fen");
+        assert!(
+            precise
+                .message
+                .contains("more than 2 digits after the point"),
+            "{}",
+            precise.message
+        );
+        let percent = convert(&serde_json::json!(1e300), &Type::Percent, "p", &ruleset)
+            .expect_err("too large");
+        assert!(
+            percent.message.contains("too large for a percent"),
+            "{}",
+            percent.message
         );
     }
 
