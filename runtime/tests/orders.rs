@@ -476,6 +476,14 @@ async fn bad_input_is_typed_and_writes_nothing(kind: Kind) {
             request(Json::Array((0..1001).map(|_| serum(1)).collect())),
             "order.items",
         ),
+        (
+            request(json!([{ "sku": "S".repeat(129), "qty": 1 }])),
+            "order.items[0].sku",
+        ),
+        (
+            request(json!([{ "sku": "SERUM\n30", "qty": 1 }])),
+            "order.items[0].sku",
+        ),
     ];
     for (req, path) in cases {
         match orders::place_order(s, &rules, T, &req, None).await {
@@ -506,6 +514,22 @@ async fn bad_input_is_typed_and_writes_nothing(kind: Kind) {
         orders::place_order(s, &rules, T, &bad_mode, None).await,
         Err(OrderError::Invalid { .. })
     ));
+    let mut long_customer = request(json!([serum(1)]));
+    long_customer
+        .customer
+        .insert("id".into(), json!("c".repeat(129)));
+    match orders::place_order(s, &rules, T, &long_customer, None).await {
+        Err(OrderError::Invalid { path, .. }) => assert_eq!(path, "customer.id"),
+        other => panic!("customer.id: {other:?}"),
+    }
+    for (lat, lon) in [(90.5, 0.0), (0.0, -180.5), (f64::NAN, 0.0)] {
+        let mut off_the_globe = request(json!([serum(1)]));
+        off_the_globe.delivery = Some(GeoPoint { lat, lon });
+        match orders::place_order(s, &rules, T, &off_the_globe, None).await {
+            Err(OrderError::Invalid { path, .. }) => assert_eq!(path, "delivery"),
+            other => panic!("delivery {lat},{lon}: {other:?}"),
+        }
+    }
     let mut no_customer = request(json!([serum(1)]));
     no_customer.customer.remove("id");
     assert!(matches!(

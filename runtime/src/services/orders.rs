@@ -447,6 +447,16 @@ async fn plan(
         .filter(|id| !id.is_empty())
         .ok_or_else(|| OrderError::invalid("customer.id", "a non-empty string is required"))?
         .to_owned();
+    identifier("customer.id", &customer_id)?;
+    if let Some(point) = request.delivery {
+        // A point off the globe would make every candidate's distance meaningless.
+        if !(-90.0..=90.0).contains(&point.lat) || !(-180.0..=180.0).contains(&point.lon) {
+            return Err(OrderError::invalid(
+                "delivery",
+                "lat must be within ±90 and lon within ±180 degrees",
+            ));
+        }
+    }
     let now_ms = store.now();
 
     // ---- what the rules need, read before evaluation ----
@@ -818,6 +828,7 @@ fn read_lines(order: &Map<String, Json>) -> Result<Vec<LineIn>, OrderError> {
                 .and_then(Json::as_str)
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| OrderError::invalid(format!("{path}.sku"), "a SKU is required"))?;
+            identifier(&format!("{path}.sku"), sku)?;
             let qty = item
                 .get("qty")
                 .and_then(Json::as_i64)
@@ -837,6 +848,19 @@ fn read_lines(order: &Map<String, Json>) -> Result<Vec<LineIn>, OrderError> {
             })
         })
         .collect()
+}
+
+/// An identifier the request brings (a SKU, a customer id): 1 to 128 characters, none
+/// a control character — the rule the API applies to the ids it is given, so a SKU
+/// that could never have been stocked is refused as such, not echoed back at length.
+fn identifier(path: &str, text: &str) -> Result<(), OrderError> {
+    if text.is_empty() || text.chars().count() > 128 || text.chars().any(char::is_control) {
+        return Err(OrderError::invalid(
+            path,
+            "1 to 128 characters, no control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// The order facts with the id the pipeline uses.

@@ -19,14 +19,18 @@ use std::process::ExitCode;
 
 pub use sources::SourceError;
 
-/// Check and format weir rule files.
+/// Check, test, compile and run weir rule files, and serve the order API.
 ///
 /// weir is a declarative rule language for retail promotions, risk, routing, fulfilment
 /// constraints and SOPs. `weir check` validates rule files (in CI, or before you commit),
-/// `weir fmt` puts them in the canonical layout, `weir explain` describes a diagnostic code.
+/// `weir fmt` puts them in the canonical layout, `weir explain` describes a diagnostic
+/// code, `weir test` runs a ruleset's `test` blocks in both engines, `weir eval` decides
+/// one order from a JSON file, `weir build` emits the WebAssembly module, and
+/// `weir serve` runs the order API.
 ///
-/// Exit codes: 0 success, 1 problems found (errors, or files that need formatting),
-/// 2 usage or I/O error (bad arguments, a path that does not exist or cannot be read).
+/// Exit codes: 0 success, 1 problems found (errors, files that need formatting, failed
+/// tests), 2 usage or I/O error (bad arguments, a path that does not exist or cannot be
+/// read).
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, propagate_version = true)]
 pub struct Cli {
