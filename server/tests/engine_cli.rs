@@ -158,6 +158,14 @@ fn build_emits_wasm_wat_and_cwasm() {
     assert!(std::fs::metadata(&cwasm).unwrap().len() > bytes.len() as u64);
     let out = weir(&["build", BEAUTY]);
     assert_eq!(out.status.code(), Some(2), "binary output needs -o");
+    let nowhere = dir.path().join("no-such-folder").join("b.wasm");
+    let out = weir(&["build", BEAUTY, "-o", nowhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "an output that cannot be written");
+    assert!(
+        text(&out.stderr).contains(nowhere.to_str().unwrap()),
+        "the error names the file: {}",
+        text(&out.stderr)
+    );
 }
 
 fn eval_json(args: &[&str]) -> serde_json::Value {

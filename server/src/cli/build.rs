@@ -80,7 +80,13 @@ pub fn run(
     };
     match &args.output {
         Some(path) => {
-            crate::cli::write::write_file(path, &bytes).map_err(Error::Output)?;
+            crate::cli::write::write_file(path, &bytes).map_err(|e| {
+                // Name the file: "No such file or directory" alone does not say which.
+                Error::Output(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", path.display()),
+                ))
+            })?;
             writeln!(err, "wrote {} ({} bytes)", path.display(), bytes.len())?;
         }
         None if args.emit == Emit::Wat => out.write_all(&bytes)?,
