@@ -160,7 +160,11 @@ fn build_emits_wasm_wat_and_cwasm() {
     assert_eq!(out.status.code(), Some(2), "binary output needs -o");
     let nowhere = dir.path().join("no-such-folder").join("b.wasm");
     let out = weir(&["build", BEAUTY, "-o", nowhere.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "an output that cannot be written");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an output that cannot be written"
+    );
     assert!(
         text(&out.stderr).contains(nowhere.to_str().unwrap()),
         "the error names the file: {}",
