@@ -194,6 +194,14 @@ fn eval_prints_decisions_and_both_engines_agree() {
     assert_eq!(wasm["promotions"]["total_discount"], "¥82.00");
     assert_eq!(wasm["promotions"]["gifts"][0]["sku"], "SAMPLE-5ML");
     assert_eq!(wasm["risk"]["decision"], "accept");
+    // A skipped promotion carries the reason in words and the decision record's code.
+    let skipped = wasm["promotions"]["skipped"].as_array().unwrap();
+    let unmet = skipped
+        .iter()
+        .find(|s| s["promotion"] == "spend_599_save_120")
+        .unwrap();
+    assert_eq!(unmet["reason"], "condition not met");
+    assert_eq!(unmet["code"], "not_eligible");
 }
 
 #[test]

@@ -174,6 +174,17 @@ fn location_id(facts: &weir_compiler::abi::Facts, index: usize, ruleset: &Rulese
     }
 }
 
+/// A skipped promotion: the reason in words for people, and the decision record's stable
+/// code (with the promotion that took the group, for `excluded_by`) for scripts.
+fn skipped(name: &str, why: &weir_compiler::outcome::Skip<'_>) -> Json {
+    let mut entry = json!({"promotion": name, "reason": why.to_string(), "code": why.code()});
+    if let (weir_compiler::outcome::Skip::ExcludedBy(by), Some(map)) = (why, entry.as_object_mut())
+    {
+        map.insert("by".into(), json!(by));
+    }
+    entry
+}
+
 fn decisions_json(
     d: &Decisions,
     ruleset: &Ruleset,
@@ -190,7 +201,7 @@ fn decisions_json(
                 "total_discount_minor": p.total_discount,
                 "line_discounts_minor": p.line_discounts,
                 "applied": p.applied.iter().map(|a| json!({"promotion": a.name, "discount": money(a.discount, ruleset)})).collect::<Vec<_>>(),
-                "skipped": p.skipped.iter().map(|(name, why)| json!({"promotion": name, "reason": why.to_string()})).collect::<Vec<_>>(),
+                "skipped": p.skipped.iter().map(|(name, why)| skipped(name, why)).collect::<Vec<_>>(),
                 "gifts": d.gifts.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
                 "points_multiplier": scaled(p.points_multiplier),
                 "consumption": p.consumption.iter().map(|c| json!({"promotion": c.promotion, "uses": c.uses, "budget": money(c.budget, ruleset)})).collect::<Vec<_>>(),
