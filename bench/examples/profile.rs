@@ -8,14 +8,23 @@
 //! ```
 //!
 //! `whole` is the WASM whole path (`evaluate` with `WasmEngine`), `prepare` the encoding
-//! of the facts, `decide` the decoding and combining. It prints the mean time per
-//! evaluation, which is only a sanity check: criterion's figures are the engines bench's.
+//! of the facts, `decide` the decoding and combining. The parts build no wasmtime engine,
+//! so they also run under `valgrind --tool=callgrind`, whose instruction counts (unlike
+//! times on this machine) repeat exactly:
+//!
+//! ```sh
+//! valgrind --tool=callgrind --toggle-collect='weir_compiler::evaluate::prepare' \
+//!     target/release/examples/profile prepare
+//! ```
+//!
+//! It prints the mean time per evaluation, which is only a sanity check: criterion's
+//! figures are the engines bench's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::time::Instant;
 use weir_bench::{scenario, weir as fixtures};
-use weir_compiler::evaluate::{self, SopEvents};
+use weir_compiler::evaluate::{self, Interpreter, SopEvents};
 use weir_runtime::engine::{Engine, EngineConfig};
 use weir_runtime::evaluator::WasmEngine;
 
@@ -32,10 +41,6 @@ fn main() {
     let loaded = fixtures::load().unwrap();
     let order = scenario::order5();
     let (facts, context) = fixtures::facts(&order, &loaded).unwrap();
-    let engine = Engine::new(&EngineConfig::default()).unwrap();
-    let artifact = engine.precompile(&loaded.wasm).unwrap();
-    let module = engine.load("beauty40", &artifact).unwrap();
-    let wasm = WasmEngine { module: &module };
     let prepare = || {
         evaluate::prepare(
             &loaded.compiled,
@@ -46,10 +51,22 @@ fn main() {
         )
         .unwrap()
     };
-    let evaluate =
-        || evaluate::evaluate(&loaded.compiled, &loaded.ruleset, &facts, &context, &wasm).unwrap();
+    // The raw words `decide` combines, from the interpreter (the module's are the same,
+    // word for word): the parts need no wasmtime, so they also run under valgrind,
+    // which cannot reserve the instance pool.
+    let interpreter = Interpreter {
+        compiled: &loaded.compiled,
+    };
+    let raw = evaluate::evaluate(
+        &loaded.compiled,
+        &loaded.ruleset,
+        &facts,
+        &context,
+        &interpreter,
+    )
+    .unwrap()
+    .raw;
     let prepared = prepare();
-    let raw = evaluate().raw;
     let decide = || {
         evaluate::decide(
             &loaded.compiled,
@@ -61,8 +78,23 @@ fn main() {
         )
         .unwrap()
     };
+    let whole: Box<dyn Fn()> = if part == "whole" {
+        let engine = Engine::new(&EngineConfig::default()).unwrap();
+        let artifact = engine.precompile(&loaded.wasm).unwrap();
+        let module = engine.load("beauty40", &artifact).unwrap();
+        let (loaded, facts, context) = (&loaded, &facts, &context);
+        Box::new(move || {
+            let wasm = WasmEngine { module: &module };
+            drop(black_box(
+                evaluate::evaluate(&loaded.compiled, &loaded.ruleset, facts, context, &wasm)
+                    .unwrap(),
+            ));
+        })
+    } else {
+        Box::new(|| {})
+    };
     let run: &dyn Fn() = match part.as_str() {
-        "whole" => &|| drop(black_box(evaluate())),
+        "whole" => &*whole,
         "prepare" => &|| drop(black_box(prepare())),
         "decide" => &|| drop(black_box(decide())),
         other => {

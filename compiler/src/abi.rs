@@ -298,9 +298,11 @@ pub fn encode(
     if bytes > MAX_INPUT_BYTES {
         return Err(EncodeError::TooLarge(bytes));
     }
-    let mut out = Vec::with_capacity(bytes);
-    for word in &encoder.words {
-        out.extend_from_slice(&word.to_le_bytes());
+    // Sized first and filled in place: a loop the compiler turns into straight copies,
+    // where pushing word by word checked the capacity each time.
+    let mut out = vec![0u8; bytes];
+    for (chunk, word) in out.chunks_exact_mut(8).zip(&encoder.words) {
+        chunk.copy_from_slice(&word.to_le_bytes());
     }
     Ok(out)
 }
@@ -342,7 +344,12 @@ impl Encoder<'_> {
         for (index, field) in def.fields.iter().enumerate() {
             let given = slots.get(index).and_then(Option::as_ref);
             let word = match given {
-                Some(v) => self.word(&field.ty, v)?,
+                // Scalars and strings, most fields, without a call into `word`.
+                Some(Value::String(s)) => self.interner.intern(s),
+                Some(v @ (Value::List(_) | Value::Record(..) | Value::None)) => {
+                    self.word(&field.ty, v)?
+                }
+                Some(v) => scalar_input_word(v)?,
                 None => {
                     match self.derived(entity, index, out.get(start..).unwrap_or(&[]), slots)? {
                         Some(derived) => derived,
@@ -471,14 +478,7 @@ impl Encoder<'_> {
             | Value::Percent(_)
             | Value::Quantity(..)
             | Value::Time(_)
-            | Value::Enum(..) => match scalar_word(value) {
-                Some(ABSENT) | None => {
-                    return Err(EncodeError::Shape(
-                        "a value equal to the absent marker".to_string(),
-                    ))
-                }
-                Some(word) => word,
-            },
+            | Value::Enum(..) => scalar_input_word(value)?,
             Value::String(s) => self.interner.intern(s),
             Value::None => ABSENT,
             Value::List(items) => match ty.strip_optional() {
@@ -487,6 +487,17 @@ impl Encoder<'_> {
             },
             Value::Record(entity, _) => self.record_word(*entity, value)?,
         })
+    }
+}
+
+/// The input word of a scalar fact, which must not be the absent marker.
+#[inline]
+fn scalar_input_word(value: &Value) -> Result<i64, EncodeError> {
+    match scalar_word(value) {
+        Some(ABSENT) | None => Err(EncodeError::Shape(
+            "a value equal to the absent marker".to_string(),
+        )),
+        Some(word) => Ok(word),
     }
 }
 
