@@ -205,37 +205,15 @@ fn engines(c: &mut Criterion) {
     // three encodings: one for the rule hooks, one per SOP event), and decoding and
     // combining the raw words into decisions.
     group.bench_function("a2_part_encode_facts", |b| {
-        b.iter(|| {
-            weir_compiler::evaluate::prepare(
-                &loaded.compiled,
-                &loaded.ruleset,
-                black_box(&facts),
-                &context,
-                weir_compiler::evaluate::SopEvents::All,
-            )
-            .unwrap()
-        })
+        b.iter(|| loaded.prepare(black_box(&facts), &context).unwrap())
     });
     // Decoding and combining, as `evaluate` does it, over the words of one evaluation.
-    let prepared = weir_compiler::evaluate::prepare(
-        &loaded.compiled,
-        &loaded.ruleset,
-        &facts,
-        &context,
-        weir_compiler::evaluate::SopEvents::All,
-    )
-    .unwrap();
+    let prepared = loaded.prepare(&facts, &context).unwrap();
     group.bench_function("a2_part_decode_combine", |b| {
         b.iter(|| {
-            weir_compiler::evaluate::decide(
-                &loaded.compiled,
-                &loaded.ruleset,
-                &facts,
-                &context,
-                &prepared,
-                black_box(&by_wasm.raw),
-            )
-            .unwrap()
+            loaded
+                .decide(&facts, &context, &prepared, black_box(&by_wasm.raw))
+                .unwrap()
         })
     });
     // The interpreter on the same hook inputs, without encoding and combination: the

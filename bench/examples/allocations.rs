@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use weir_bench::{scenario, weir as fixtures};
-use weir_compiler::evaluate::{self, Interpreter, SopEvents};
+use weir_compiler::evaluate::{self, Interpreter};
 use weir_runtime::engine::{Engine, EngineConfig};
 use weir_runtime::evaluator::WasmEngine;
 
@@ -45,18 +45,9 @@ fn main() {
     let interpreter = Interpreter {
         compiled: &loaded.compiled,
     };
-    let run = |engine: &dyn evaluate::Engine| {
-        evaluate::evaluate(&loaded.compiled, &loaded.ruleset, &facts, &context, engine).unwrap()
-    };
+    let run = |engine: &dyn evaluate::Engine| loaded.evaluate(&facts, &context, engine).unwrap();
     let decided = run(&wasm);
-    let prepared = evaluate::prepare(
-        &loaded.compiled,
-        &loaded.ruleset,
-        &facts,
-        &context,
-        SopEvents::All,
-    )
-    .unwrap();
+    let prepared = loaded.prepare(&facts, &context).unwrap();
 
     let rows = [
         ("weir WASM, whole path", per_call(|| drop(run(&wasm)))),
@@ -66,32 +57,15 @@ fn main() {
         ),
         (
             "part: encode the facts (prepare)",
-            per_call(|| {
-                drop(
-                    evaluate::prepare(
-                        &loaded.compiled,
-                        &loaded.ruleset,
-                        &facts,
-                        &context,
-                        SopEvents::All,
-                    )
-                    .unwrap(),
-                )
-            }),
+            per_call(|| drop(loaded.prepare(&facts, &context).unwrap())),
         ),
         (
             "part: decode and combine",
             per_call(|| {
                 drop(
-                    evaluate::decide(
-                        &loaded.compiled,
-                        &loaded.ruleset,
-                        &facts,
-                        &context,
-                        &prepared,
-                        &decided.raw,
-                    )
-                    .unwrap(),
+                    loaded
+                        .decide(&facts, &context, &prepared, &decided.raw)
+                        .unwrap(),
                 )
             }),
         ),

@@ -24,7 +24,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 use weir_bench::{scenario, weir as fixtures};
-use weir_compiler::evaluate::{self, Interpreter, SopEvents};
+use weir_compiler::evaluate::Interpreter;
 use weir_runtime::engine::{Engine, EngineConfig};
 use weir_runtime::evaluator::WasmEngine;
 
@@ -41,43 +41,16 @@ fn main() {
     let loaded = fixtures::load().unwrap();
     let order = scenario::order5();
     let (facts, context) = fixtures::facts(&order, &loaded).unwrap();
-    let prepare = || {
-        evaluate::prepare(
-            &loaded.compiled,
-            &loaded.ruleset,
-            &facts,
-            &context,
-            SopEvents::All,
-        )
-        .unwrap()
-    };
+    let prepare = || loaded.prepare(&facts, &context).unwrap();
     // The raw words `decide` combines, from the interpreter (the module's are the same,
     // word for word): the parts need no wasmtime, so they also run under valgrind,
     // which cannot reserve the instance pool.
     let interpreter = Interpreter {
         compiled: &loaded.compiled,
     };
-    let raw = evaluate::evaluate(
-        &loaded.compiled,
-        &loaded.ruleset,
-        &facts,
-        &context,
-        &interpreter,
-    )
-    .unwrap()
-    .raw;
+    let raw = loaded.evaluate(&facts, &context, &interpreter).unwrap().raw;
     let prepared = prepare();
-    let decide = || {
-        evaluate::decide(
-            &loaded.compiled,
-            &loaded.ruleset,
-            &facts,
-            &context,
-            &prepared,
-            &raw,
-        )
-        .unwrap()
-    };
+    let decide = || loaded.decide(&facts, &context, &prepared, &raw).unwrap();
     let whole: Box<dyn Fn()> = if part == "whole" {
         let engine = Engine::new(&EngineConfig::default()).unwrap();
         let artifact = engine.precompile(&loaded.wasm).unwrap();
@@ -85,10 +58,7 @@ fn main() {
         let (loaded, facts, context) = (&loaded, &facts, &context);
         Box::new(move || {
             let wasm = WasmEngine { module: &module };
-            drop(black_box(
-                evaluate::evaluate(&loaded.compiled, &loaded.ruleset, facts, context, &wasm)
-                    .unwrap(),
-            ));
+            drop(black_box(loaded.evaluate(facts, context, &wasm).unwrap()));
         })
     } else {
         Box::new(|| {})

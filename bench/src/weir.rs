@@ -6,7 +6,9 @@ use crate::scenario::{Item, Location, Scenario};
 use crate::{err, BenchError, Summary};
 use std::sync::Arc;
 use weir_compiler::abi::Facts;
-use weir_compiler::evaluate::{Context, Decisions, Lists};
+use weir_compiler::evaluate::{
+    self, Context, Decisions, EvaluateError, Lists, Prepared, SopEvents,
+};
 use weir_compiler::interp::Hook;
 use weir_compiler::lists::ListMembers;
 use weir_compiler::outcome::mode_name;
@@ -22,6 +24,41 @@ pub struct Loaded {
     pub ruleset: Ruleset,
     pub compiled: Compiled,
     pub wasm: Vec<u8>,
+}
+
+impl Loaded {
+    /// Encodes the facts as `evaluate` does for this ruleset, for every SOP event: the
+    /// encoding part every bench and example times or counts.
+    pub fn prepare(&self, facts: &Facts, context: &Context) -> Result<Prepared, EvaluateError> {
+        evaluate::prepare(
+            &self.compiled,
+            &self.ruleset,
+            facts,
+            context,
+            SopEvents::All,
+        )
+    }
+
+    /// Decodes and combines one evaluation's raw words as `evaluate` does.
+    pub fn decide(
+        &self,
+        facts: &Facts,
+        context: &Context,
+        prepared: &Prepared,
+        raw: &[(Hook, Vec<i64>)],
+    ) -> Result<Decisions<'_>, EvaluateError> {
+        evaluate::decide(&self.compiled, &self.ruleset, facts, context, prepared, raw)
+    }
+
+    /// The whole path with `engine`.
+    pub fn evaluate(
+        &self,
+        facts: &Facts,
+        context: &Context,
+        engine: &dyn evaluate::Engine,
+    ) -> Result<Decisions<'_>, EvaluateError> {
+        evaluate::evaluate(&self.compiled, &self.ruleset, facts, context, engine)
+    }
 }
 
 /// Checks (no errors allowed) and builds a ruleset from its files.
@@ -281,14 +318,9 @@ pub fn hook_inputs(
     facts: &Facts,
     context: &Context,
 ) -> Result<(HookInputs, Lists), BenchError> {
-    let prepared = weir_compiler::evaluate::prepare(
-        &loaded.compiled,
-        &loaded.ruleset,
-        facts,
-        context,
-        weir_compiler::evaluate::SopEvents::All,
-    )
-    .map_err(|e| err("encode", e))?;
+    let prepared = loaded
+        .prepare(facts, context)
+        .map_err(|e| err("encode", e))?;
     let calls = prepared
         .calls()
         .into_iter()
