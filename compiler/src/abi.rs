@@ -298,8 +298,7 @@ pub fn encode(
     if bytes > MAX_INPUT_BYTES {
         return Err(EncodeError::TooLarge(bytes));
     }
-    // Sized first and filled in place: a loop the compiler turns into straight copies,
-    // where pushing word by word checked the capacity each time.
+    // Sized first and filled in place: no capacity check per word, as pushing had.
     let mut out = vec![0u8; bytes];
     for (chunk, word) in out.chunks_exact_mut(8).zip(&encoder.words) {
         chunk.copy_from_slice(&word.to_le_bytes());

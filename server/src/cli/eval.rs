@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 use std::io::Write;
 use weir_compiler::evaluate::{evaluate, Context, Decisions, Engine, Interpreter};
 use weir_compiler::facts;
-use weir_compiler::outcome::mode_name;
+use weir_compiler::outcome::{mode_name, Skip};
 use weir_dsl::checked::{Decision, Ruleset};
 use weir_dsl::{Severity, SourceText};
 use weir_runtime::evaluator::WasmEngine;
@@ -176,10 +176,9 @@ fn location_id(facts: &weir_compiler::abi::Facts, index: usize, ruleset: &Rulese
 
 /// A skipped promotion: the reason in words for people, and the decision record's stable
 /// code (with the promotion that took the group, for `excluded_by`) for scripts.
-fn skipped(name: &str, why: &weir_compiler::outcome::Skip<'_>) -> Json {
+fn skipped(name: &str, why: &Skip<'_>) -> Json {
     let mut entry = json!({"promotion": name, "reason": why.to_string(), "code": why.code()});
-    if let (weir_compiler::outcome::Skip::ExcludedBy(by), Some(map)) = (why, entry.as_object_mut())
-    {
+    if let (Skip::ExcludedBy(by), Some(map)) = (why, entry.as_object_mut()) {
         map.insert("by".into(), json!(by));
     }
     entry
