@@ -12,6 +12,7 @@ use weir_compiler::abi::Facts;
 use weir_compiler::evaluate::{evaluate, Context, Interpreter};
 use weir_compiler::lists::ListMembers;
 use weir_dsl::checked::Value;
+use weir_dsl::schema::{Context as Scope, Root};
 use weir_runtime::evaluator::WasmEngine;
 use weir_runtime::Engine;
 
@@ -87,6 +88,11 @@ pub enum Failure {
 /// The seed of ruleset `n` of a run with base seed `seed`.
 pub fn ruleset_seed(seed: u64, n: u64) -> u64 {
     seed.wrapping_add(n).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+}
+
+/// The text of the ruleset `seed` generates (what `weir-diff --print SEED` shows).
+pub fn ruleset_text(seed: u64) -> String {
+    ruleset(&mut Rng(seed))
 }
 
 /// Generates the ruleset of `seed`, builds it, and compares both engines on
@@ -185,6 +191,8 @@ attribute item.liquid_ml: volume = 0 ml
 attribute item.points: decimal = 0.5
 attribute customer.tier: enum(basic, silver, gold, black) = basic
 attribute customer.trust: percent = 50%
+attribute item.battery_wh: energy = 0 Wh
+attribute order.fulfilled_from: string = \"\"
 list blocked: string
 
 table tier_points(customer.tier, order.channel) -> int {
@@ -192,280 +200,785 @@ table tier_points(customer.tier, order.channel) -> int {
   silver, \"store\" => 2
   _, _ => 1
 }
+
+table line_rate(customer.tier, item.category) -> percent {
+  gold, \"skincare\" => 10%
+  black, _ => 15%
+  _, \"makeup\" => 5%
+  _, _ => 0%
+}
+
+table shelf(item.category) -> duration {
+  \"skincare\" => 3 d
+  \"tools\" => 12 h
+  _ => 1 d
+}
+
+table spend_band(order.subtotal) -> money {
+  >= ¥300 => ¥30
+  >= ¥100 => ¥10
+  _ => ¥0
+}
 ";
 
 const CHANNELS: &[&str] = &["tmall", "jd", "miniapp", "store", "livestream"];
 const CATEGORIES: &[&str] = &["skincare", "makeup", "fragrance", "tools"];
 const TIERS: &[&str] = &["basic", "silver", "gold", "black"];
+const CITIES: &[&str] = &["上海", "杭州", "北京"];
+const COMPARISONS: &[&str] = &["==", "!=", "<", "<=", ">", ">="];
+/// Instants a few hours either side of the facts' `now` (1,790,000,000).
+const TIMES: &[&str] = &[
+    "2026-09-20T22:13:20+08:00",
+    "2026-09-21T21:13:20+08:00",
+    "2026-09-21T22:13:20+08:00",
+    "2026-09-22T00:13:20+08:00",
+];
+/// The text fields a velocity counter may be keyed on, and some windows.
+const COUNTER_KEYS: &[&str] = &[
+    "customer.id",
+    "customer.device",
+    "customer.phone",
+    "order.address",
+];
+const WINDOWS: &[&str] = &["1 h", "2 d", "30 d"];
 
-fn int_expr(r: &mut Rng, depth: u32, item: Option<&str>) -> String {
-    let leaf = depth == 0 || r.chance(40);
-    if leaf {
-        return match (r.below(6), item) {
-            (0, Some(i)) => format!("{i}.qty"),
-            (1, _) => format!("{}", r.below(2000) as i64 - 100),
-            (2, _) => "count(x in order.items)".to_string(),
-            (3, _) => "customer.order_count".to_string(),
-            (4, _) => "tier_points(customer.tier, order.channel)".to_string(),
-            _ => format!("{}", r.below(10)),
-        };
-    }
-    match r.below(6) {
-        0 => format!(
-            "({} + {})",
-            int_expr(r, depth - 1, item),
-            int_expr(r, depth - 1, item)
-        ),
-        1 => format!(
-            "({} - {})",
-            int_expr(r, depth - 1, item),
-            int_expr(r, depth - 1, item)
-        ),
-        2 => format!(
-            "({} * {})",
-            int_expr(r, depth - 1, item),
-            int_expr(r, depth - 1, item)
-        ),
-        3 => format!(
-            "sum(y.qty for y in order.items where {})",
-            item_bool(r, depth - 1, "y")
-        ),
-        4 => format!(
-            "count(y in order.items where {})",
-            item_bool(r, depth - 1, "y")
-        ),
-        _ => format!(
-            "(if {} then {} else {})",
-            bool_expr(r, depth - 1),
-            int_expr(r, depth - 1, item),
-            int_expr(r, depth - 1, item)
-        ),
-    }
+/// The quantity kinds the generator writes expressions of.
+#[derive(Clone, Copy)]
+enum Kind {
+    Mass,
+    Volume,
+    Energy,
+    Duration,
+    Distance,
 }
 
-thread_local! {
-    /// Whether the expression being generated is in the route (the only place that
-    /// sees `location`).
-    static IN_ROUTE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+const KINDS: &[Kind] = &[
+    Kind::Mass,
+    Kind::Volume,
+    Kind::Energy,
+    Kind::Duration,
+    Kind::Distance,
+];
+
+/// Writes a random ruleset's text. Every expression is generated for the scope of the
+/// item it sits in (`weir_dsl::schema::Context`: a promotion sees the order, the
+/// customer and `now`; a route also the candidate location; a constraint also the
+/// shipment, its location and the carrier; a risk rule also the velocity counters; an
+/// SOP what its event gives), so the text is well typed by construction.
+struct Gen<'a> {
+    r: &'a mut Rng,
+    scope: Scope,
+    /// Quantifier variables named so far: each gets a fresh name, so none shadows another.
+    vars: u32,
 }
 
-fn decimal_expr(r: &mut Rng, depth: u32) -> String {
-    if depth == 0 || r.chance(35) {
-        let in_route = IN_ROUTE.with(std::cell::Cell::get);
-        return match r.below(5) {
-            0 => format!("{}.{}", r.below(50), r.below(1000)),
-            1 if in_route => "location.distance_km".to_string(),
-            2 if in_route => "location.margin_pct".to_string(),
-            1 | 2 => format!("(customer.trust / {}%)", 1 + r.below(90)),
-            3 => "sum(y.points for y in order.items)".to_string(),
-            _ => format!("{}", r.below(7)),
-        };
+impl Gen<'_> {
+    fn sees(&self, root: Root) -> bool {
+        self.scope.roots().contains(&root)
     }
-    match r.below(5) {
-        0 => format!(
-            "({} * {})",
-            decimal_expr(r, depth - 1),
-            decimal_expr(r, depth - 1)
-        ),
-        1 => format!(
-            "({} / {})",
-            decimal_expr(r, depth - 1),
-            decimal_expr(r, depth - 1)
-        ),
-        2 => format!(
-            "({} - {})",
-            decimal_expr(r, depth - 1),
-            int_expr(r, depth - 1, None)
-        ),
-        3 => format!(
-            "({} / {})",
-            int_expr(r, depth - 1, None),
-            int_expr(r, depth - 1, None)
-        ),
-        _ => format!(
-            "min({}, {})",
-            decimal_expr(r, depth - 1),
-            decimal_expr(r, depth - 1)
-        ),
-    }
-}
 
-fn money_expr(r: &mut Rng, depth: u32) -> String {
-    if depth == 0 || r.chance(40) {
-        return match r.below(4) {
-            0 => "order.subtotal".to_string(),
-            1 => format!("¥{}.{:02}", 1 + r.below(500), r.below(100)),
-            2 => "sum(y.subtotal for y in order.items)".to_string(),
-            _ => format!("¥{}", 1 + r.below(100)),
-        };
+    fn var(&mut self) -> String {
+        self.vars += 1;
+        format!("v{}", self.vars)
     }
-    match r.below(5) {
-        0 => format!(
-            "({} + {})",
-            money_expr(r, depth - 1),
-            money_expr(r, depth - 1)
-        ),
-        1 => format!("({} * {}%)", money_expr(r, depth - 1), r.below(150)),
-        2 => format!(
-            "({} / {})",
-            money_expr(r, depth - 1),
-            int_expr(r, depth - 1, None)
-        ),
-        3 => format!("({} * customer.trust)", money_expr(r, depth - 1)),
-        _ => format!(
-            "({} * {})",
-            money_expr(r, depth - 1),
-            decimal_expr(r, depth - 1)
-        ),
-    }
-}
 
-fn item_bool(r: &mut Rng, depth: u32, i: &str) -> String {
-    if depth == 0 || r.chance(50) {
-        return match r.below(6) {
-            0 => format!("{i}.flammable"),
-            1 => format!("{i}.liquid_ml > {} ml", r.below(200)),
-            2 => format!("{i}.category == \"{}\"", r.pick(CATEGORIES)),
-            3 => format!("{i}.qty >= {}", r.below(5)),
-            4 => format!("{i}.price * {i}.qty > ¥{}", r.below(300)),
-            _ => format!("{i}.weight <= {}.{} kg", r.below(3), r.below(10)),
-        };
+    /// The order lines, or the shipment's where the scope has a shipment.
+    fn lines(&mut self) -> &'static str {
+        if self.sees(Root::Shipment) && self.r.chance(50) {
+            "shipment.items"
+        } else {
+            "order.items"
+        }
     }
-    match r.below(3) {
-        0 => format!(
-            "({} and {})",
-            item_bool(r, depth - 1, i),
-            item_bool(r, depth - 1, i)
-        ),
-        1 => format!(
-            "({} or {})",
-            item_bool(r, depth - 1, i),
-            item_bool(r, depth - 1, i)
-        ),
-        _ => format!("not {}", item_bool(r, depth - 1, i)),
-    }
-}
 
-fn bool_expr(r: &mut Rng, depth: u32) -> String {
-    if depth == 0 || r.chance(30) {
-        return match r.below(9) {
-            0 => format!(
-                "order.channel in [\"{}\", \"{}\"]",
-                r.pick(CHANNELS),
-                r.pick(CHANNELS)
+    fn pick(&mut self, items: &[&'static str]) -> &'static str {
+        self.r.pick(items)
+    }
+
+    /// One of `candidates`; they are all written (their random draws keep the stream
+    /// the same whichever is picked) and one is kept.
+    fn one_of(&mut self, candidates: Vec<String>) -> String {
+        let at = self.r.below(candidates.len() as u64) as usize;
+        candidates.into_iter().nth(at).unwrap_or_default()
+    }
+
+    fn int(&mut self, depth: u32, item: Option<&str>) -> String {
+        if depth == 0 || self.r.chance(40) {
+            let mut leaves = vec![
+                format!("{}", self.r.below(2000) as i64 - 100),
+                format!("{}", self.r.below(10)),
+                "customer.order_count".to_string(),
+                "tier_points(customer.tier, order.channel)".to_string(),
+            ];
+            let v = self.var();
+            let lines = self.lines();
+            leaves.push(format!("count({v} in {lines})"));
+            if let Some(i) = item {
+                leaves.push(format!("{i}.qty"));
+                leaves.push(format!("{i}.qty"));
+            }
+            if self.scope == Scope::Risk {
+                let function = if self.r.chance(50) {
+                    "orders"
+                } else {
+                    "customers"
+                };
+                let (key, window) = (self.pick(COUNTER_KEYS), self.pick(WINDOWS));
+                leaves.push(format!("{function}({key}, {window})"));
+            }
+            return self.one_of(leaves);
+        }
+        let d = depth - 1;
+        match self.r.below(9) {
+            0 => format!("({} + {})", self.int(d, item), self.int(d, item)),
+            1 => format!("({} - {})", self.int(d, item), self.int(d, item)),
+            2 => format!("({} * {})", self.int(d, item), self.int(d, item)),
+            3 => {
+                let (v, lines) = (self.var(), self.lines());
+                format!(
+                    "sum({v}.qty for {v} in {lines} where {})",
+                    self.item_bool(d, &v)
+                )
+            }
+            4 => {
+                let (v, lines) = (self.var(), self.lines());
+                format!("count({v} in {lines} where {})", self.item_bool(d, &v))
+            }
+            5 => format!("max({}, {})", self.int(d, item), self.int(d, item)),
+            6 => format!("min({}, {})", self.int(d, item), self.int(d, item)),
+            7 => format!("(-{})", self.int(d, item)),
+            _ => format!(
+                "(if {} then {} else {})",
+                self.bool(d),
+                self.int(d, item),
+                self.int(d, item)
             ),
-            1 => format!("customer.tier in [{}, {}]", r.pick(TIERS), r.pick(TIERS)),
-            2 => "customer.device in blocked".to_string(),
-            3 => "order.pickup_store != none".to_string(),
-            4 => format!("customer.device == \"d{}\"", r.below(3)),
-            5 => format!("customer.phone not in [\"p1\", \"p{}\"]", r.below(3)),
-            6 => format!("order.subtotal >= ¥{}", r.below(500)),
-            7 => format!("customer.account_age < {} d", r.below(30)),
-            _ => format!("default(order.promised_at, now) - now > {} h", r.below(4)),
-        };
+        }
     }
-    match r.below(8) {
-        0 => format!(
-            "({} and {})",
-            bool_expr(r, depth - 1),
-            bool_expr(r, depth - 1)
-        ),
-        1 => format!(
-            "({} or {})",
-            bool_expr(r, depth - 1),
-            bool_expr(r, depth - 1)
-        ),
-        2 => format!("not {}", bool_expr(r, depth - 1)),
-        3 => format!(
-            "any(x in order.items where {})",
-            item_bool(r, depth - 1, "x")
-        ),
-        4 => format!(
-            "all(x in order.items where {})",
-            item_bool(r, depth - 1, "x")
-        ),
-        5 => format!(
-            "{} > {}",
-            int_expr(r, depth - 1, None),
-            int_expr(r, depth - 1, None)
-        ),
-        6 => format!(
-            "{} <= {}",
-            money_expr(r, depth - 1),
-            money_expr(r, depth - 1)
-        ),
-        _ => format!(
-            "{} >= {}",
-            decimal_expr(r, depth - 1),
-            decimal_expr(r, depth - 1)
-        ),
+
+    fn decimal(&mut self, depth: u32, item: Option<&str>) -> String {
+        if depth == 0 || self.r.chance(35) {
+            let mut leaves = vec![
+                format!("{}.{}", self.r.below(50), self.r.below(1000)),
+                format!("{}", self.r.below(7)),
+                format!("(customer.trust / {}%)", 1 + self.r.below(90)),
+                format!("(order.subtotal / ¥{})", 1 + self.r.below(300)),
+            ];
+            let (v, lines) = (self.var(), self.lines());
+            leaves.push(format!("sum({v}.points for {v} in {lines})"));
+            let (v, lines) = (self.var(), self.lines());
+            leaves.push(format!(
+                "(sum({v}.weight for {v} in {lines}) / {} g)",
+                1 + self.r.below(900)
+            ));
+            if self.scope == Scope::Route {
+                for field in [
+                    "distance_km",
+                    "margin_pct",
+                    "eta_hours",
+                    "cost_coefficient",
+                    "stock_turnover",
+                ] {
+                    leaves.push(format!("location.{field}"));
+                }
+            }
+            if let Some(i) = item {
+                leaves.push(format!("{i}.points"));
+            }
+            return self.one_of(leaves);
+        }
+        let d = depth - 1;
+        match self.r.below(7) {
+            0 => format!("({} * {})", self.decimal(d, item), self.decimal(d, item)),
+            1 => format!("({} / {})", self.decimal(d, item), self.decimal(d, item)),
+            2 => format!("({} - {})", self.decimal(d, item), self.int(d, item)),
+            3 => format!("({} / {})", self.int(d, item), self.int(d, item)),
+            4 => format!("min({}, {})", self.decimal(d, item), self.decimal(d, item)),
+            5 => format!("max({}, {})", self.decimal(d, item), self.int(d, item)),
+            _ => format!(
+                "(if {} then {} else {})",
+                self.bool(d),
+                self.decimal(d, item),
+                self.decimal(d, item)
+            ),
+        }
+    }
+
+    fn money(&mut self, depth: u32, item: Option<&str>) -> String {
+        if depth == 0 || self.r.chance(40) {
+            let mut leaves = vec![
+                "order.subtotal".to_string(),
+                format!("¥{}.{:02}", 1 + self.r.below(500), self.r.below(100)),
+                format!("¥{}", 1 + self.r.below(100)),
+                "spend_band(order.subtotal)".to_string(),
+            ];
+            let (v, lines) = (self.var(), self.lines());
+            leaves.push(format!("sum({v}.subtotal for {v} in {lines})"));
+            if let Some(i) = item {
+                leaves.push(format!("{i}.price"));
+                leaves.push(format!("{i}.subtotal"));
+            }
+            return self.one_of(leaves);
+        }
+        let d = depth - 1;
+        match self.r.below(10) {
+            0 => format!("({} + {})", self.money(d, item), self.money(d, item)),
+            1 => format!("({} - {})", self.money(d, item), self.money(d, item)),
+            2 => format!("({} * {}%)", self.money(d, item), self.r.below(150)),
+            3 => format!("({} / {})", self.money(d, item), self.int(d, item)),
+            4 => format!("({} * {})", self.money(d, item), self.percent(d, item)),
+            5 => format!("({} * {})", self.decimal(d, item), self.money(d, item)),
+            6 => format!("max({}, {})", self.money(d, item), self.money(d, item)),
+            7 => format!("min({}, {})", self.money(d, item), self.money(d, item)),
+            8 => {
+                let (v, lines) = (self.var(), self.lines());
+                format!(
+                    "sum({v}.price * {v}.qty for {v} in {lines} where {})",
+                    self.item_bool(d, &v)
+                )
+            }
+            _ => format!(
+                "(if {} then {} else {})",
+                self.bool(d),
+                self.money(d, item),
+                self.money(d, item)
+            ),
+        }
+    }
+
+    fn percent(&mut self, depth: u32, item: Option<&str>) -> String {
+        if depth == 0 || self.r.chance(45) {
+            let mut leaves = vec![
+                format!("{}%", self.r.below(120)),
+                format!("{}.5%", self.r.below(30)),
+                "customer.trust".to_string(),
+            ];
+            if let Some(i) = item {
+                leaves.push(format!("line_rate(customer.tier, {i}.category)"));
+                leaves.push(format!("line_rate(customer.tier, {i}.category)"));
+            }
+            return self.one_of(leaves);
+        }
+        let d = depth - 1;
+        match self.r.below(6) {
+            0 => format!("({} + {})", self.percent(d, item), self.percent(d, item)),
+            1 => format!("({} - {})", self.percent(d, item), self.percent(d, item)),
+            2 => format!("({} * {})", self.percent(d, item), self.int(d, item)),
+            3 => format!("({} / {})", self.percent(d, item), 1 + self.r.below(4)),
+            4 => format!("max({}, {})", self.percent(d, item), self.percent(d, item)),
+            _ => format!(
+                "(if {} then {} else {})",
+                self.bool(d),
+                self.percent(d, item),
+                self.percent(d, item)
+            ),
+        }
+    }
+
+    fn quantity(&mut self, kind: Kind, depth: u32, item: Option<&str>) -> String {
+        if depth == 0 || self.r.chance(45) {
+            let n = self.r.below(400);
+            let mut leaves = match kind {
+                Kind::Mass => vec![
+                    format!("{n} g"),
+                    format!("{}.{} kg", n % 5, n % 10),
+                    format!("sum({v}.weight for {v} in order.items)", v = self.var()),
+                ],
+                Kind::Volume => vec![
+                    format!("{n} ml"),
+                    "1 l".to_string(),
+                    format!("sum({v}.liquid_ml for {v} in order.items)", v = self.var()),
+                ],
+                Kind::Energy => vec![format!("{n} Wh"), format!("0.{} kWh", n % 10)],
+                Kind::Duration => vec![
+                    format!("{n} min"),
+                    format!("{} h", n % 30),
+                    format!("{} d", n % 40),
+                    "customer.account_age".to_string(),
+                    "(now - order.placed_at)".to_string(),
+                ],
+                Kind::Distance => vec![format!("{n} m"), format!("{} km", n % 60)],
+            };
+            match (kind, item) {
+                (Kind::Mass, Some(i)) => leaves.push(format!("{i}.weight")),
+                (Kind::Volume, Some(i)) => leaves.push(format!("{i}.liquid_ml")),
+                (Kind::Energy, Some(i)) => leaves.push(format!("{i}.battery_wh")),
+                (Kind::Duration, Some(i)) => leaves.push(format!("shelf({i}.category)")),
+                _ => {}
+            }
+            match kind {
+                Kind::Mass if self.sees(Root::Shipment) => leaves.push("shipment.weight".into()),
+                Kind::Duration if self.sees(Root::Location) => leaves.push("location.eta".into()),
+                Kind::Distance if self.sees(Root::Location) => {
+                    leaves.push("location.distance".into())
+                }
+                _ => {}
+            }
+            return self.one_of(leaves);
+        }
+        let d = depth - 1;
+        match self.r.below(6) {
+            0 => format!(
+                "({} + {})",
+                self.quantity(kind, d, item),
+                self.quantity(kind, d, item)
+            ),
+            1 => format!(
+                "({} - {})",
+                self.quantity(kind, d, item),
+                self.quantity(kind, d, item)
+            ),
+            2 => format!("({} * {})", self.quantity(kind, d, item), self.int(d, item)),
+            3 => format!(
+                "({} * {})",
+                self.percent(d, item),
+                self.quantity(kind, d, item)
+            ),
+            4 => format!(
+                "({} / {})",
+                self.quantity(kind, d, item),
+                1 + self.r.below(5)
+            ),
+            _ => format!(
+                "(if {} then {} else {})",
+                self.bool(d),
+                self.quantity(kind, d, item),
+                self.quantity(kind, d, item)
+            ),
+        }
+    }
+
+    fn time(&mut self, depth: u32) -> String {
+        let literal = self.pick(TIMES).to_string();
+        let base = self.one_of(vec![
+            "now".to_string(),
+            "order.placed_at".to_string(),
+            "default(order.promised_at, now)".to_string(),
+            literal,
+        ]);
+        match self.r.below(3) {
+            0 => base,
+            1 => format!("({base} + {})", self.quantity(Kind::Duration, depth, None)),
+            _ => format!("({base} - {})", self.quantity(Kind::Duration, depth, None)),
+        }
+    }
+
+    /// A comparison of two expressions of one random type (quantities of one kind).
+    fn comparison(&mut self, depth: u32, item: Option<&str>) -> String {
+        let op = self.pick(COMPARISONS);
+        let (a, b) = match self.r.below(6) {
+            0 => (self.int(depth, item), self.int(depth, item)),
+            1 => (self.money(depth, item), self.money(depth, item)),
+            2 => (self.decimal(depth, item), self.int(depth, item)),
+            3 => (self.percent(depth, item), self.percent(depth, item)),
+            4 => {
+                let kind = KINDS
+                    .get(self.r.below(KINDS.len() as u64) as usize)
+                    .copied()
+                    .unwrap_or(Kind::Mass);
+                (
+                    self.quantity(kind, depth, item),
+                    self.quantity(kind, depth, item),
+                )
+            }
+            _ => (self.time(depth), self.time(depth)),
+        };
+        format!("{a} {op} {b}")
+    }
+
+    fn bool(&mut self, depth: u32) -> String {
+        if depth == 0 || self.r.chance(30) {
+            let mut leaves = vec![
+                format!(
+                    "order.channel in [\"{}\", \"{}\"]",
+                    self.pick(CHANNELS),
+                    self.pick(CHANNELS)
+                ),
+                format!(
+                    "customer.tier in [{}, {}]",
+                    self.pick(TIERS),
+                    self.pick(TIERS)
+                ),
+                format!("customer.tier not in [{}]", self.pick(TIERS)),
+                "customer.device in blocked".to_string(),
+                "order.pickup_store != none".to_string(),
+                "order.pickup_store == none".to_string(),
+                format!("customer.device == \"d{}\"", self.r.below(3)),
+                format!("customer.phone not in [\"p1\", \"p{}\"]", self.r.below(3)),
+                format!("order.subtotal >= ¥{}", self.r.below(500)),
+                format!("customer.account_age < {} d", self.r.below(30)),
+                format!(
+                    "default(order.promised_at, now) - now > {} h",
+                    self.r.below(4)
+                ),
+                format!("order.coupon == \"C{}\"", self.r.below(3)),
+                format!("default(order.coupon, \"\") != \"C{}\"", self.r.below(3)),
+                "order.presale".to_string(),
+                format!("order.city == \"{}\"", self.pick(CITIES)),
+                format!("order.promised_at > {}", self.pick(TIMES)),
+                "order.pickup_store == customer.device".to_string(),
+            ];
+            if self.scope == Scope::Risk {
+                let function = if self.r.chance(50) {
+                    "orders"
+                } else {
+                    "customers"
+                };
+                let (key, window) = (self.pick(COUNTER_KEYS), self.pick(WINDOWS));
+                leaves.push(format!("{function}({key}, {window}) > {}", self.r.below(4)));
+            }
+            if self.sees(Root::Location) {
+                let kinds = weir_dsl::schema::LOCATION_KINDS;
+                leaves.extend([
+                    format!("location.kind == {}", self.pick(kinds)),
+                    format!(
+                        "location.kind in [{}, {}]",
+                        self.pick(kinds),
+                        self.pick(kinds)
+                    ),
+                    "location.pickup".to_string(),
+                    "location.cold_chain".to_string(),
+                    "not location.hazmat_certified".to_string(),
+                    format!("location.distance < {} km", self.r.below(60)),
+                    format!("location.eta > {} min", self.r.below(600)),
+                    "now + location.eta > order.promised_at".to_string(),
+                    "location.id == order.fulfilled_from".to_string(),
+                ]);
+            }
+            if self.sees(Root::Shipment) {
+                let modes = weir_dsl::schema::MODES;
+                leaves.extend([
+                    format!("shipment.mode == {}", self.pick(modes)),
+                    format!(
+                        "shipment.mode in [{}, {}]",
+                        self.pick(modes),
+                        self.pick(modes)
+                    ),
+                    format!("shipment.weight > {} kg", self.r.below(10)),
+                    "carrier.hazmat".to_string(),
+                    "carrier.cold_chain".to_string(),
+                    format!("carrier.mode != {}", self.pick(modes)),
+                    format!("carrier.id == \"K{}\"", self.r.below(2)),
+                ]);
+            }
+            return self.one_of(leaves);
+        }
+        let d = depth - 1;
+        match self.r.below(10) {
+            0 => format!("({} and {})", self.bool(d), self.bool(d)),
+            1 => format!("({} or {})", self.bool(d), self.bool(d)),
+            2 => format!("not {}", self.bool(d)),
+            3 => {
+                let (v, lines) = (self.var(), self.lines());
+                format!("any({v} in {lines} where {})", self.item_bool(d, &v))
+            }
+            4 => {
+                let (v, lines) = (self.var(), self.lines());
+                format!("all({v} in {lines} where {})", self.item_bool(d, &v))
+            }
+            5 => {
+                let (v, lines) = (self.var(), self.lines());
+                format!("any({v} in {lines})")
+            }
+            6 => format!(
+                "(if {} then {} else {})",
+                self.bool(d),
+                self.bool(d),
+                self.bool(d)
+            ),
+            _ => self.comparison(d, None),
+        }
+    }
+
+    fn item_bool(&mut self, depth: u32, i: &str) -> String {
+        if depth == 0 || self.r.chance(50) {
+            let leaves = vec![
+                format!("{i}.flammable"),
+                format!("{i}.liquid_ml > {} ml", self.r.below(200)),
+                format!("{i}.category == \"{}\"", self.pick(CATEGORIES)),
+                format!(
+                    "{i}.category in [\"{}\", \"{}\"]",
+                    self.pick(CATEGORIES),
+                    self.pick(CATEGORIES)
+                ),
+                format!("{i}.qty >= {}", self.r.below(5)),
+                format!("{i}.price * {i}.qty > ¥{}", self.r.below(300)),
+                format!("{i}.weight <= {}.{} kg", self.r.below(3), self.r.below(10)),
+                format!("{i}.battery_wh > {} Wh", self.r.below(150)),
+                format!("{i}.cold_chain"),
+                format!("not {i}.hazmat"),
+                format!("{i}.sku in [\"S1\", \"S{}\"]", self.r.below(5)),
+                format!("{i}.sku != \"S{}\"", self.r.below(3)),
+                format!(
+                    "line_rate(customer.tier, {i}.category) > {}%",
+                    self.r.below(12)
+                ),
+                format!("now + shelf({i}.category) > {}", self.pick(TIMES)),
+                format!("{i}.subtotal >= ¥{}", self.r.below(900)),
+            ];
+            return self.one_of(leaves);
+        }
+        let d = depth - 1;
+        match self.r.below(6) {
+            0 => format!("({} and {})", self.item_bool(d, i), self.item_bool(d, i)),
+            1 => format!("({} or {})", self.item_bool(d, i), self.item_bool(d, i)),
+            2 => format!("not {}", self.item_bool(d, i)),
+            3 => {
+                let v = self.var();
+                format!(
+                    "count({v} in order.items where {v}.category == {i}.category) > {}",
+                    self.r.below(3)
+                )
+            }
+            _ => self.comparison(d, Some(i)),
+        }
+    }
+
+    fn promotion(&mut self, p: u64, depth: u32) -> String {
+        self.scope = Scope::Promotion;
+        let mut text = format!("\npromotion p{p} {{\n  priority {}\n", self.r.below(5));
+        if self.r.chance(40) {
+            let exclusive = if self.r.chance(70) { " exclusive" } else { "" };
+            // Every promotion of a group agrees on `exclusive`, so the kind of group is
+            // part of its name.
+            let name = if exclusive.is_empty() { "s" } else { "g" };
+            text.push_str(&format!("  group {name}{}{exclusive}\n", self.r.below(2)));
+        }
+        if self.r.chance(85) {
+            text.push_str(&format!("  when {}\n", self.bool(depth)));
+        }
+        for _ in 0..(1 + self.r.below(3)) {
+            let action = self.action(depth);
+            text.push_str(&format!("  then {action}\n"));
+        }
+        if self.r.chance(20) {
+            let period = self.pick(weir_dsl::schema::LIMIT_PERIODS);
+            text.push_str(&format!(
+                "  limit {} per customer per {period}\n",
+                1 + self.r.below(3)
+            ));
+        }
+        if self.r.chance(20) {
+            text.push_str(&format!("  budget ¥{}\n", 1 + self.r.below(5000)));
+        }
+        text.push_str("}\n");
+        text
+    }
+
+    fn action(&mut self, depth: u32) -> String {
+        let cap = |g: &mut Self| {
+            if g.r.chance(40) {
+                format!(" max ¥{}", 1 + g.r.below(200))
+            } else {
+                String::new()
+            }
+        };
+        match self.r.below(8) {
+            0 => format!("discount order {}{}", self.money(depth, None), cap(self)),
+            1 => format!("discount order {}%{}", 1 + self.r.below(60), cap(self)),
+            2 => format!(
+                "discount items where {} by {}%{}",
+                self.item_bool(depth, "item"),
+                1 + self.r.below(90),
+                cap(self)
+            ),
+            3 => format!(
+                "discount items where {} by ¥{}{}",
+                self.item_bool(depth, "item"),
+                1 + self.r.below(80),
+                cap(self)
+            ),
+            4 => {
+                let mut rate = self.percent(depth, Some("item"));
+                // A constant rate must lie in (0%, 100%] (E0403); an expression is
+                // clamped when the discount is combined.
+                if rate
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.' || c == '%')
+                {
+                    rate = format!("{}%", 1 + self.r.below(100));
+                }
+                format!("discount items by {rate}{}", cap(self))
+            }
+            5 => format!(
+                "discount items where {} by {}",
+                self.item_bool(depth, "item"),
+                self.money(depth, Some("item"))
+            ),
+            6 => {
+                let qty = if self.r.chance(50) {
+                    format!(" qty {}", 1 + self.r.below(3))
+                } else {
+                    String::new()
+                };
+                format!("gift \"G{}\"{qty}", self.r.below(3))
+            }
+            _ => {
+                let multiplier = if self.r.chance(50) {
+                    self.decimal(depth, None)
+                } else {
+                    self.int(depth, None)
+                };
+                format!("points multiplier {multiplier}")
+            }
+        }
+    }
+
+    fn route(&mut self, depth: u32) -> String {
+        self.scope = Scope::Route;
+        let mut candidates = Vec::new();
+        for kind in weir_dsl::schema::CANDIDATE_KINDS {
+            if !self.r.chance(55) {
+                continue;
+            }
+            let mut candidate = kind.to_string();
+            if *kind != "pickup" && self.r.chance(50) {
+                candidate.push_str(&format!(" within {} km", 1 + self.r.below(50)));
+            }
+            if self.r.chance(35) {
+                candidate.push_str(&format!(" when {}", self.bool(depth)));
+            }
+            candidates.push(candidate);
+        }
+        if candidates.is_empty() {
+            candidates.push("warehouse".to_string());
+        }
+        let score = if self.r.chance(70) {
+            self.decimal(depth, None)
+        } else {
+            self.int(depth, None)
+        };
+        let mut text = format!(
+            "\nroute main {{\n  consider {}\n  score {score}\n",
+            candidates.join(", ")
+        );
+        if self.r.chance(50) {
+            text.push_str("  prefer fewer splits\n");
+        }
+        for _ in 0..self.r.below(3) {
+            let kind = if self.r.chance(50) {
+                format!(" {}", self.pick(weir_dsl::schema::LOCATION_KINDS))
+            } else {
+                String::new()
+            };
+            let when = if kind.is_empty() || self.r.chance(70) {
+                format!(" when {}", self.bool(depth))
+            } else {
+                String::new()
+            };
+            text.push_str(&format!("  exclude{kind}{when}\n"));
+        }
+        text.push_str("}\n");
+        text
+    }
+
+    fn constraint(&mut self, c: u64, depth: u32) -> String {
+        self.scope = Scope::Constraint;
+        let mut text = format!("\nconstraint c{c} {{\n  when {}\n", self.bool(depth));
+        let modes = weir_dsl::schema::MODES;
+        let mut clauses = 0;
+        if self.r.chance(60) {
+            let first = self.pick(modes);
+            text.push_str(&format!("  forbid mode {first}"));
+            let second = self.pick(modes);
+            if second != first && self.r.chance(30) {
+                text.push_str(&format!(", {second}"));
+            }
+            text.push('\n');
+            clauses += 1;
+        }
+        if self.r.chance(30) {
+            text.push_str(&format!("  require mode {}\n", self.pick(modes)));
+            clauses += 1;
+        }
+        if self.r.chance(40) {
+            text.push_str(&format!("  require packaging \"P{}\"\n", self.r.below(3)));
+            clauses += 1;
+        }
+        if clauses == 0 || self.r.chance(20) {
+            text.push_str("  block \"not this way\"\n");
+        }
+        text.push_str("}\n");
+        text
+    }
+
+    fn risk(&mut self, k: u64, depth: u32) -> String {
+        self.scope = Scope::Risk;
+        let mut text = format!("\nrisk r{k} {{\n  when {}\n", self.bool(depth));
+        let mut outcomes = 0;
+        if self.r.chance(60) {
+            text.push_str(&format!("  score {}", self.int(depth, None)));
+            if self.r.chance(50) {
+                text.push_str(" reason \"why\"");
+            }
+            text.push('\n');
+            outcomes += 1;
+        }
+        if self.r.chance(25) {
+            text.push_str("  review \"look\"\n");
+            outcomes += 1;
+        }
+        if outcomes == 0 || self.r.chance(15) {
+            text.push_str("  reject \"no\"\n");
+        }
+        text.push_str("}\n");
+        text
+    }
+
+    fn sop(&mut self, s: u64, depth: u32) -> String {
+        let events = weir_dsl::schema::EVENTS;
+        let (event, scope) = events
+            .get(self.r.below(events.len() as u64) as usize)
+            .copied()
+            .unwrap_or(("order.placed", Scope::SopOrder));
+        self.scope = scope;
+        let when = if self.r.chance(75) {
+            format!(" when {}", self.bool(depth))
+        } else {
+            String::new()
+        };
+        let mut text = format!(
+            "\nsop s{s} {{\n  on {event}{when}\n  step pick role picker within 15 min \"Pick\"\n"
+        );
+        if self.r.chance(50) {
+            text.push_str("  step seal role packer within 10 min requires photo\n");
+        }
+        if self.r.chance(50) {
+            text.push_str("  on timeout escalate store_manager\n");
+        }
+        text.push_str("}\n");
+        text
     }
 }
 
 fn ruleset(r: &mut Rng) -> String {
     let mut text = String::from(PRELUDE);
     let depth = 1 + r.below(3) as u32;
-    for p in 0..(1 + r.below(5)) {
-        let group = if r.chance(40) {
-            format!("  group g{} exclusive\n", r.below(2))
-        } else {
-            String::new()
-        };
-        let action = match r.below(5) {
-            0 => format!("discount order {}", money_expr(r, depth)),
-            1 => format!(
-                "discount order {}% max ¥{}",
-                1 + r.below(60),
-                1 + r.below(200)
-            ),
-            2 => format!(
-                "discount items where {} by {}%",
-                item_bool(r, depth, "item"),
-                1 + r.below(90)
-            ),
-            3 => format!("gift \"G{}\" qty {}", r.below(3), 1 + r.below(3)),
-            _ => format!("points multiplier {}", decimal_expr(r, depth)),
-        };
+    let mut g = Gen {
+        r,
+        scope: Scope::Promotion,
+        vars: 0,
+    };
+    for p in 0..(1 + g.r.below(5)) {
+        text.push_str(&g.promotion(p, depth));
+    }
+    for c in 0..g.r.below(3) {
+        text.push_str(&g.constraint(c, depth));
+    }
+    for k in 0..g.r.below(4) {
+        text.push_str(&g.risk(k, depth));
+    }
+    if g.r.chance(60) {
+        let (review, reject) = (10 + g.r.below(30), 40 + g.r.below(40));
         text.push_str(&format!(
-            "\npromotion p{p} {{\n  priority {}\n{group}  when {}\n  then {action}\n}}\n",
-            r.below(5),
-            bool_expr(r, depth)
+            "\ndecide risk {{\n  score >= {reject} => reject\n  score >= {review} => review\n  else => accept\n}}\n"
         ));
     }
-    for c in 0..r.below(3) {
-        text.push_str(&format!(
-            "\nconstraint c{c} {{\n  when any(item in shipment.items where {})\n  forbid mode air\n}}\n",
-            item_bool(r, depth, "item")
-        ));
+    if g.r.chance(60) {
+        text.push_str(&g.route(depth));
     }
-    for k in 0..r.below(4) {
-        let outcome = match r.below(3) {
-            0 => format!("score {}", int_expr(r, depth, None)),
-            1 => "reject \"no\"".to_string(),
-            _ => "review \"look\"".to_string(),
-        };
-        let velocity = if r.chance(30) {
-            " or orders(customer.device, 1 h) > 3"
-        } else {
-            ""
-        };
-        text.push_str(&format!(
-            "\nrisk r{k} {{\n  when {}{velocity}\n  {outcome}\n}}\n",
-            bool_expr(r, depth)
-        ));
-    }
-    if r.chance(60) {
-        text.push_str("\ndecide risk {\n  score >= 50 => reject\n  score >= 20 => review\n  else => accept\n}\n");
-    }
-    if r.chance(60) {
-        IN_ROUTE.with(|c| c.set(true));
-        let score = decimal_expr(r, depth);
-        IN_ROUTE.with(|c| c.set(false));
-        text.push_str(&format!(
-            "\nroute main {{\n  consider warehouse, store within {} km\n  score {}\n}}\n",
-            1 + r.below(50),
-            score
-        ));
+    for s in 0..g.r.below(3) {
+        text.push_str(&g.sop(s, depth));
     }
     text
 }
@@ -512,10 +1025,16 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
                         "weight",
                         Value::Quantity(r.below(3_000_000_000) as i64, Dimension::Mass),
                     ),
+                    ("cold_chain", Value::Bool(r.chance(20))),
+                    ("hazmat", Value::Bool(r.chance(20))),
                     ("flammable", Value::Bool(r.chance(30))),
                     (
                         "liquid_ml",
                         Value::Quantity(r.below(300) as i64 * 1_000_000, Dimension::Volume),
+                    ),
+                    (
+                        "battery_wh",
+                        Value::Quantity(r.below(200) as i64 * 1_000_000, Dimension::Energy),
                     ),
                     ("points", Value::Decimal(r.below(3_000_000) as i64)),
                 ],
@@ -530,10 +1049,20 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
             Value::None
         }
     };
+    let coupon = format!("C{}", r.below(3));
     let mut order_fields = vec![
         ("channel", Value::String(r.pick(CHANNELS).to_string())),
         ("items", Value::List(items.clone())),
         ("pickup_store", optional(r, "S1".to_string())),
+        ("coupon", optional(r, coupon)),
+        ("presale", Value::Bool(r.chance(20))),
+        ("city", Value::String(r.pick(CITIES).to_string())),
+        ("address", Value::String(format!("a{}", r.below(3)))),
+        ("fulfilled_from", Value::String(format!("L{}", r.below(3)))),
+        (
+            "placed_at",
+            Value::Time(1_790_000_000 - r.below(7_200) as i64),
+        ),
     ];
     if r.chance(50) {
         order_fields.push((
@@ -548,6 +1077,7 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
     let customer = record(
         CUSTOMER,
         &[
+            ("id", Value::String(format!("u{}", r.below(3)))),
             ("tier", Value::Enum(tier_enum, r.below(4) as u32)),
             ("device", device),
             ("phone", phone),
@@ -560,34 +1090,75 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
         ],
         rs,
     )?;
+    let location = |r: &mut Rng, n: u64| {
+        let km = r.below(60) as i64;
+        let minutes = r.below(900) as i64;
+        record(
+            LOCATION,
+            &[
+                ("id", Value::String(format!("L{n}"))),
+                ("kind", Value::Enum(LOCATION_KIND, r.below(3) as u32)),
+                (
+                    "distance",
+                    Value::Quantity(km * 1_000_000_000, Dimension::Distance),
+                ),
+                ("distance_km", Value::Decimal(km * 1_000_000)),
+                (
+                    "eta",
+                    Value::Quantity(minutes * 60_000_000, Dimension::Duration),
+                ),
+                ("eta_hours", Value::Decimal(minutes * 1_000_000 / 60)),
+                ("margin_pct", Value::Decimal(r.below(40_000_000) as i64)),
+                (
+                    "cost_coefficient",
+                    Value::Decimal(r.below(3_000_000) as i64),
+                ),
+                ("stock_turnover", Value::Decimal(r.below(9_000_000) as i64)),
+                ("cold_chain", Value::Bool(r.chance(40))),
+                ("hazmat_certified", Value::Bool(r.chance(40))),
+                ("pickup", Value::Bool(r.chance(40))),
+            ],
+            rs,
+        )
+    };
     let locations = (0..r.below(4))
-        .map(|n| {
-            let km = r.below(60) as i64;
-            record(
-                LOCATION,
-                &[
-                    ("id", Value::String(format!("L{n}"))),
-                    ("kind", Value::Enum(LOCATION_KIND, r.below(3) as u32)),
-                    (
-                        "distance",
-                        Value::Quantity(km * 1_000_000_000, Dimension::Distance),
-                    ),
-                    ("distance_km", Value::Decimal(km * 1_000_000)),
-                    ("margin_pct", Value::Decimal(r.below(40_000_000) as i64)),
-                ],
-                rs,
-            )
-        })
+        .map(|n| location(r, n))
         .collect::<Result<_, _>>()?;
+    let shipping_id = r.below(3);
+    let shipping_from = location(r, shipping_id)?;
+    let shipment = record(
+        SHIPMENT,
+        &[
+            ("items", Value::List(items)),
+            ("mode", Value::Enum(MODE, r.below(4) as u32)),
+            (
+                "weight",
+                Value::Quantity(r.below(9_000_000_000) as i64, Dimension::Mass),
+            ),
+        ],
+        rs,
+    )?;
+    let carrier = record(
+        CARRIER,
+        &[
+            ("id", Value::String(format!("K{}", r.below(2)))),
+            ("mode", Value::Enum(MODE, r.below(4) as u32)),
+            ("cold_chain", Value::Bool(r.chance(50))),
+            ("hazmat", Value::Bool(r.chance(50))),
+        ],
+        rs,
+    )?;
     Ok(Facts {
         order: Some(record(ORDER, &order_fields, rs)?),
         customer: Some(customer),
         now: 1_790_000_000,
-        location: None,
+        location: Some(shipping_from),
         locations,
-        shipment: Some(record(SHIPMENT, &[("items", Value::List(items))], rs)?),
-        carrier: None,
+        shipment: Some(shipment),
+        carrier: Some(carrier),
         event: 0,
-        counters: vec![r.below(6) as i64; rs.velocities.len()],
+        counters: (0..rs.velocities.len())
+            .map(|_| r.below(6) as i64)
+            .collect(),
     })
 }

@@ -60,3 +60,98 @@ fn a_seed_replays_the_same_cases() {
     assert_eq!(first, again);
     assert_eq!(first.compared, 5);
 }
+
+/// The generator reaches every construct the compiler lowers differently: were one to
+/// drop out (a typo in a weight, a scope that never sees it), the comparison above
+/// would silently stop covering it.
+#[test]
+fn the_generator_writes_every_construct() {
+    let defaults = Config::default();
+    let texts: String = (0..defaults.rulesets)
+        .map(|n| weir_tests::differential::ruleset_text(ruleset_seed(defaults.seed, n)))
+        .collect();
+    let constructs = [
+        // Items and clauses.
+        "\npromotion ",
+        "group g0 exclusive",
+        "group s1\n",
+        "  limit ",
+        "  budget ¥",
+        "then discount order ¥",
+        "then discount order (",
+        "%\n",
+        " max ¥",
+        "then discount items where",
+        "then discount items by ",
+        " by ¥",
+        "then gift \"",
+        "then points multiplier",
+        "\nconstraint ",
+        "forbid mode",
+        "require mode",
+        "require packaging",
+        "block \"",
+        "\nrisk ",
+        "reason \"",
+        "review \"",
+        "reject \"",
+        "\ndecide risk",
+        "\nroute main",
+        "front_warehouse within",
+        "pickup when",
+        "prefer fewer splits",
+        "  exclude store",
+        "  exclude when",
+        "\nsop ",
+        "on order.placed",
+        "on order.cancelled",
+        "on shipment.assigned",
+        "on shipment.shipped",
+        "on shipment.delivered",
+        "on return.received",
+        "on timeout escalate",
+        // Expressions.
+        "orders(customer.device",
+        "customers(order.address",
+        "tier_points(",
+        "line_rate(",
+        "shelf(",
+        "spend_band(",
+        "default(order.promised_at, now)",
+        "default(order.coupon",
+        "max(",
+        "min(",
+        "(-",
+        "(if ",
+        "any(",
+        "all(",
+        "sum(",
+        "count(",
+        " not in [",
+        "customer.device in blocked",
+        " kWh",
+        " Wh",
+        " ml",
+        " kg",
+        " km",
+        " min",
+        "location.eta",
+        "location.distance ",
+        "location.margin_pct",
+        "location.id == order.fulfilled_from",
+        "shipment.weight",
+        "shipment.mode",
+        "carrier.hazmat",
+        "now - order.placed_at",
+        "+08:00",
+        "order.city == \"",
+        " != none",
+        " == none",
+    ];
+    let missing: Vec<&str> = constructs
+        .iter()
+        .copied()
+        .filter(|c| !texts.contains(c))
+        .collect();
+    assert!(missing.is_empty(), "the generator never wrote {missing:?}");
+}

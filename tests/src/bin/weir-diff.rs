@@ -2,7 +2,7 @@
 //! random well-typed rulesets, evaluates `--facts` random fact sets against each
 //! through the reference interpreter and the compiled WebAssembly module, and stops at
 //! the first disagreement with its ruleset seed (exit 1). `--replay SEED` runs one
-//! ruleset seed again.
+//! ruleset seed again; `--print SEED` prints its ruleset.
 //!
 //! `cargo run --release -p weir-tests --bin weir-diff -- --cases 20000`
 
@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use weir_runtime::{Engine, EngineConfig};
-use weir_tests::differential::{check_ruleset, ruleset_seed, Config, Tally};
+use weir_tests::differential::{check_ruleset, ruleset_seed, ruleset_text, Config, Tally};
 
 #[derive(Parser)]
 #[command(about = "Compare weir's interpreter and WebAssembly engines on random rulesets")]
@@ -29,6 +29,9 @@ struct Args {
     /// Run only the ruleset of this seed (as printed by a failure).
     #[arg(long, conflicts_with_all = ["cases", "seed"])]
     replay: Option<u64>,
+    /// Print the ruleset of this seed and stop (to read a failure's ruleset, or edit it).
+    #[arg(long, conflicts_with_all = ["cases", "seed", "replay"])]
+    print: Option<u64>,
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -36,6 +39,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(seed) = args.print {
+        print!("{}", ruleset_text(seed));
+        return Ok(());
+    }
     let engine = Engine::new(&EngineConfig::default()).context("starting the engine")?;
     if let Some(seed) = args.replay {
         let tally = check_ruleset(&engine, seed, args.facts)?;
