@@ -1012,6 +1012,15 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
         .iter()
         .position(|e| e.name == "customer.tier")
         .ok_or_else(|| Failure::Generator("no enum customer.tier".into()))?;
+    // Now and then a price or a count near the top of the range, so that overflow (a
+    // trap in both engines, at the same step) is compared too.
+    let money = |r: &mut Rng| {
+        if r.chance(3) {
+            (r.next() >> 2) as i64
+        } else {
+            r.below(50_000) as i64
+        }
+    };
     let items: Vec<Value> = (0..r.below(6))
         .map(|n| {
             record(
@@ -1020,7 +1029,7 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
                     ("sku", Value::String(format!("S{n}"))),
                     ("category", Value::String(r.pick(CATEGORIES).to_string())),
                     ("qty", Value::Int(r.below(5) as i64)),
-                    ("price", Value::Money(r.below(50_000) as i64)),
+                    ("price", Value::Money(money(r))),
                     (
                         "weight",
                         Value::Quantity(r.below(3_000_000_000) as i64, Dimension::Mass),
@@ -1081,7 +1090,14 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
             ("tier", Value::Enum(tier_enum, r.below(4) as u32)),
             ("device", device),
             ("phone", phone),
-            ("order_count", Value::Int(r.below(50) as i64)),
+            (
+                "order_count",
+                Value::Int(if r.chance(3) {
+                    (r.next() >> 1) as i64
+                } else {
+                    r.below(50) as i64
+                }),
+            ),
             (
                 "account_age",
                 Value::Quantity(r.below(40) as i64 * 86_400_000_000, Dimension::Duration),
@@ -1152,10 +1168,12 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
         order: Some(record(ORDER, &order_fields, rs)?),
         customer: Some(customer),
         now: 1_790_000_000,
-        location: Some(shipping_from),
+        // The order path always gives these where a hook sees them; `weir eval` and
+        // tests may leave them out, and both engines must then read the same defaults.
+        location: r.chance(90).then_some(shipping_from),
         locations,
-        shipment: Some(shipment),
-        carrier: Some(carrier),
+        shipment: r.chance(90).then_some(shipment),
+        carrier: r.chance(90).then_some(carrier),
         event: 0,
         counters: (0..rs.velocities.len())
             .map(|_| r.below(6) as i64)
