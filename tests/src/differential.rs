@@ -1,7 +1,8 @@
 //! The differential property test's generator and checker: random well-typed rulesets
 //! and random facts, run through the reference interpreter and the compiled WebAssembly
 //! module; both must produce the same output words, or both must fail. Every module
-//! built here is also validated by wasmparser (inside `weir_compiler::build`).
+//! built here is also validated by wasmparser (inside `weir_compiler::build`), and
+//! every ruleset is formatted and must compile to the same module bytes again.
 //!
 //! CI runs [`Config::default`] (`tests/tests/differential.rs`); long runs use the
 //! `weir-diff` binary (`--cases`, `--facts`, `--seed`, `--replay`, `--jobs`), see
@@ -81,6 +82,12 @@ pub enum Failure {
         interpreter: String,
         webassembly: String,
     },
+    #[error("ruleset seed {seed}: formatting changed the ruleset: {what}\n{text}")]
+    Format {
+        seed: u64,
+        text: String,
+        what: String,
+    },
     #[error("the generator is out of step with the schema: {0}")]
     Generator(String),
 }
@@ -116,6 +123,7 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
         text: text.clone(),
         error: e.to_string(),
     })?;
+    same_after_formatting(seed, &text, &wasm)?;
     let module = engine
         .precompile(&wasm)
         .and_then(|artifact| engine.load("diff", &artifact))
@@ -160,6 +168,40 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
         tally.compared += 1;
     }
     Ok(tally)
+}
+
+/// `weir fmt` must not change what a ruleset means: the formatted text checks, is a
+/// fixed point of the formatter, and compiles to the very same module bytes.
+fn same_after_formatting(seed: u64, text: &str, wasm: &[u8]) -> Result<(), Failure> {
+    let failure = |what: String| Failure::Format {
+        seed,
+        text: text.to_string(),
+        what,
+    };
+    let formatted = weir_dsl::fmt::format_file(text)
+        .map_err(|d| failure(format!("it did not format: {d:?}")))?;
+    if weir_dsl::fmt::format_file(&formatted).ok().as_ref() != Some(&formatted) {
+        return Err(failure(format!(
+            "formatting again changes it:\n{formatted}"
+        )));
+    }
+    let out = weir_dsl::check(&[weir_dsl::SourceText {
+        name: "diff.weir".into(),
+        text: formatted.clone(),
+    }]);
+    let Some(rs) = out.ruleset else {
+        return Err(failure(format!(
+            "the formatted text does not check:\n{formatted}\n{:#?}",
+            out.diagnostics
+        )));
+    };
+    match weir_compiler::build(&rs) {
+        Ok((_, again)) if again == wasm => Ok(()),
+        Ok(_) => Err(failure(format!(
+            "it compiles to another module:\n{formatted}"
+        ))),
+        Err(e) => Err(failure(format!("the formatted text does not build: {e}"))),
+    }
 }
 
 /// A small deterministic generator (xorshift64*), so a failure names its seed.
@@ -1168,8 +1210,8 @@ fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure>
         order: Some(record(ORDER, &order_fields, rs)?),
         customer: Some(customer),
         now: 1_790_000_000,
-        // The order path always gives these where a hook sees them; `weir eval` and
-        // tests may leave them out, and both engines must then read the same defaults.
+        // The order path gives these to the hooks that see them; `weir eval` and tests
+        // may leave them out, and both engines must then read the same defaults.
         location: r.chance(90).then_some(shipping_from),
         locations,
         shipment: r.chance(90).then_some(shipment),
