@@ -88,6 +88,13 @@ pub enum Failure {
         text: String,
         what: String,
     },
+    #[error("ruleset seed {seed}: `--explain` disagrees with the decisions: {what}\n{text}\nfacts: {facts}")]
+    Explain {
+        seed: u64,
+        text: String,
+        facts: String,
+        what: String,
+    },
     #[error("the generator is out of step with the schema: {0}")]
     Generator(String),
 }
@@ -156,6 +163,16 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
             (Err(_), Err(_)) => true,
             _ => false,
         };
+        if let Ok(decisions) = &a {
+            explain_agrees(&rs, &compiled, &facts, &context, decisions).map_err(|what| {
+                Failure::Explain {
+                    seed,
+                    text: text.clone(),
+                    facts: format!("{facts:#?}"),
+                    what,
+                }
+            })?;
+        }
         if !agree {
             return Err(Failure::Disagree {
                 seed,
@@ -168,6 +185,57 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
         tally.compared += 1;
     }
     Ok(tally)
+}
+
+/// What `weir eval --explain` shows must agree with what was decided: the probe
+/// evaluates every fact path and every clause of every condition without a panic, and
+/// a promotion whose `when` is a chain of `and` (or of `or`) was eligible exactly when
+/// all (any) of its clauses were true, unless a clause trapped on its own (the whole
+/// condition may have short-circuited past it).
+fn explain_agrees(
+    rs: &weir_dsl::checked::Ruleset,
+    compiled: &weir_compiler::Compiled,
+    facts: &Facts,
+    context: &Context,
+    decisions: &weir_compiler::evaluate::Decisions<'_>,
+) -> Result<(), String> {
+    use weir_compiler::outcome::Skip;
+    use weir_dsl::checked::TExprKind;
+    let mut probe = weir_compiler::explain::Probe::new(rs, compiled, facts, context)
+        .ok_or("facts that evaluated did not encode for the probe")?;
+    probe.fact_values();
+    let clauses = probe.clause_values();
+    let Some(promotions) = &decisions.promotions else {
+        return Err("no promotion outcome".into());
+    };
+    for promotion in &rs.promotions {
+        let Some(when) = &promotion.when else {
+            continue;
+        };
+        let values: Vec<&str> = clauses
+            .iter()
+            .filter(|c| c.rule == promotion.name)
+            .map(|c| c.value.as_str())
+            .collect();
+        if values.is_empty() || values.iter().any(|v| v.starts_with('<')) {
+            continue;
+        }
+        let holds = match &when.kind {
+            TExprKind::Or(..) => values.contains(&"true"),
+            _ => values.iter().all(|v| *v == "true"),
+        };
+        let eligible = !promotions
+            .skipped
+            .iter()
+            .any(|(name, skip)| *name == promotion.name && *skip == Skip::NotEligible);
+        if holds != eligible {
+            return Err(format!(
+                "promotion {}: clauses {values:?}, but eligible = {eligible}",
+                promotion.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `weir fmt` must not change what a ruleset means: the formatted text checks, is a
