@@ -273,18 +273,16 @@ pub fn promotions<'m>(
             }
         }
         // The budget caps the whole promotion: the order part gives way first, then lines
-        // from the last one back.
-        if let Some(left) = budget_left {
-            let asked = order_part.saturating_add(line_parts.iter().sum::<i64>());
-            let mut excess = asked.saturating_sub(left).max(0);
-            let cut = excess.min(order_part);
-            order_part -= cut;
-            excess -= cut;
-            for part in line_parts.iter_mut().rev() {
-                let cut = excess.min(*part);
-                *part -= cut;
-                excess -= cut;
+        // from the last one back. Said the other way round, the budget goes to the lines
+        // from the first one on and what is left of it to the order part, which needs no
+        // total of the asks: a sum of them can pass the largest amount even when each
+        // fits, and a saturated sum would let the promotion give more than its budget.
+        if let Some(mut left) = budget_left {
+            for part in line_parts.iter_mut() {
+                *part = (*part).min(left);
+                left -= *part;
             }
+            order_part = order_part.min(left);
         }
         // Never below zero: each line gives at most what is left of it.
         let mut given: i64 = 0;

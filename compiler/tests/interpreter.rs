@@ -162,6 +162,45 @@ test \"budget nearly spent gives what is left\" {{
     ));
 }
 
+/// A budget caps the promotion even when what it asks for in all passes the largest
+/// amount (found by the differential test's semantic checks: the total of the asks used
+/// to saturate, and the lines then gave more than the budget).
+#[test]
+fn a_budget_caps_asks_whose_total_passes_the_largest_amount() {
+    passes(&format!(
+        "{PRELUDE}
+promotion both {{
+  then discount order 50%
+  then discount items by 60%
+  budget ¥100
+}}
+
+test \"asks of 9.9e18 minor units in all\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 2, price: ¥45000000000000000 }}] }}
+  }}
+  expect discount ¥100
+}}
+"
+    ));
+    passes(&format!(
+        "{PRELUDE}
+promotion lines_first {{
+  then discount order ¥30
+  then discount items by ¥20
+  budget ¥45
+}}
+
+test \"the order part gives way first\" {{
+  given {{
+    order: {{ items: [{{ sku: \"A\", qty: 1, price: ¥100 }}, {{ sku: \"B\", qty: 1, price: ¥100 }}] }}
+  }}
+  expect discount ¥45
+}}
+"
+    ));
+}
+
 #[test]
 fn risk_scores_sum_and_reject_short_circuits() {
     passes(

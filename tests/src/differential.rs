@@ -95,6 +95,13 @@ pub enum Failure {
         facts: String,
         what: String,
     },
+    #[error("ruleset seed {seed}: the decisions break a rule of docs/semantics.md: {what}\n{text}\nfacts: {facts}")]
+    Semantics {
+        seed: u64,
+        text: String,
+        facts: String,
+        what: String,
+    },
     #[error("the generator is out of step with the schema: {0}")]
     Generator(String),
 }
@@ -164,6 +171,14 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
             _ => false,
         };
         if let Ok(decisions) = &a {
+            decisions_hold(&rs, &compiled, &facts, decisions).map_err(|what| {
+                Failure::Semantics {
+                    seed,
+                    text: text.clone(),
+                    facts: format!("{facts:#?}"),
+                    what,
+                }
+            })?;
             explain_agrees(&rs, &compiled, &facts, &context, decisions).map_err(|what| {
                 Failure::Explain {
                     seed,
@@ -185,6 +200,219 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
         tally.compared += 1;
     }
     Ok(tally)
+}
+
+/// The combination step is shared by both engines, so the comparison above cannot see
+/// its mistakes; these are the rules of docs/semantics.md any decision must keep,
+/// whatever the ruleset and the facts.
+fn decisions_hold(
+    rs: &weir_dsl::checked::Ruleset,
+    compiled: &weir_compiler::Compiled,
+    facts: &Facts,
+    decisions: &weir_compiler::evaluate::Decisions<'_>,
+) -> Result<(), String> {
+    use weir_compiler::manifest::ActionKind;
+    use weir_compiler::outcome::Skip;
+    let manifest = &compiled.manifest;
+    let lines = line_subtotals(rs, facts).ok_or("the facts' lines could not be read")?;
+    let p = decisions
+        .promotions
+        .as_ref()
+        .ok_or("no promotion outcome")?;
+
+    // Discounts: per line within what the line costs, and every sum the same.
+    if p.line_discounts.len() != lines.len() {
+        return Err(format!(
+            "{} line discounts for {} lines",
+            p.line_discounts.len(),
+            lines.len()
+        ));
+    }
+    for (discount, subtotal) in p.line_discounts.iter().zip(&lines) {
+        if *discount < 0 || *discount > (*subtotal).max(0) {
+            return Err(format!(
+                "a line costing {subtotal} has a discount of {discount}"
+            ));
+        }
+    }
+    let by_line: i64 = p.line_discounts.iter().sum();
+    let by_promotion: i64 = p.applied.iter().map(|a| a.discount).sum();
+    if by_line != p.total_discount || by_promotion != p.total_discount {
+        return Err(format!(
+            "total discount {} but {by_line} over the lines and {by_promotion} over the promotions",
+            p.total_discount
+        ));
+    }
+
+    // Every promotion applied or skipped, once; applied in priority order; one per
+    // exclusive group; within its budget.
+    let meta = |name: &str| manifest.promotions.iter().find(|m| m.name == name);
+    let mut seen: Vec<&str> = p.applied.iter().map(|a| a.name).collect();
+    seen.extend(p.skipped.iter().map(|(name, _)| *name));
+    seen.sort_unstable();
+    let mut all: Vec<&str> = manifest
+        .promotions
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    all.sort_unstable();
+    if seen != all {
+        return Err(format!(
+            "promotions applied or skipped {seen:?}, not {all:?}"
+        ));
+    }
+    let mut last_priority = i64::MAX;
+    let mut groups_taken: Vec<&str> = Vec::new();
+    for applied in &p.applied {
+        let m = meta(applied.name).ok_or("an applied promotion the manifest lacks")?;
+        if m.priority > last_priority {
+            return Err(format!("{} applied after a lower priority", m.name));
+        }
+        last_priority = m.priority;
+        if let (true, Some(group)) = (m.exclusive, m.group.as_deref()) {
+            if groups_taken.contains(&group) {
+                return Err(format!("two promotions of exclusive group {group} applied"));
+            }
+            groups_taken.push(group);
+        }
+        if applied.discount < 0 || m.budget.is_some_and(|b| applied.discount > b) {
+            return Err(format!(
+                "{} gave {} (budget {:?})",
+                m.name, applied.discount, m.budget
+            ));
+        }
+    }
+    for (name, skip) in &p.skipped {
+        if let Skip::ExcludedBy(first) = skip {
+            let same_group = meta(name).and_then(|m| m.group.as_deref())
+                == meta(first).and_then(|m| m.group.as_deref());
+            if !same_group || !p.applied.iter().any(|a| a.name == *first) {
+                return Err(format!(
+                    "{name} excluded by {first}, which did not take its group"
+                ));
+            }
+        }
+    }
+    let gives_points = p
+        .applied
+        .iter()
+        .any(|a| meta(a.name).is_some_and(|m| m.actions.contains(&ActionKind::PointsMultiplier)));
+    if !gives_points && p.points_multiplier != weir_compiler::numeric::SCALE {
+        return Err(format!(
+            "points multiplier {} with no points promotion applied",
+            p.points_multiplier
+        ));
+    }
+    let mut skus: Vec<i64> = p.gifts.iter().map(|(sku, _)| *sku).collect();
+    skus.sort_unstable();
+    skus.dedup();
+    if skus.len() != p.gifts.len() || p.gifts.iter().any(|(_, qty)| *qty < 1) {
+        return Err(format!("gifts {:?}", p.gifts));
+    }
+
+    // (A ruleset without constraints, or without risk rules, has no such outcome.)
+    if let Some(c) = &decisions.constraints {
+        constraints_hold(c)?;
+    }
+    if let Some(r) = &decisions.risk {
+        risk_holds(r, manifest)?;
+    }
+
+    // Route: best score first, each candidate at most once.
+    if let Some(route) = &decisions.route {
+        let ordered = route.ranking.windows(2).all(|w| match w {
+            [(_, a), (_, b)] => a >= b,
+            _ => true,
+        });
+        let mut indexes: Vec<usize> = route.ranking.iter().map(|(i, _)| *i).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        if !ordered
+            || indexes.len() != route.ranking.len()
+            || indexes.iter().any(|i| *i >= facts.locations.len())
+        {
+            return Err(format!("route ranking {:?}", route.ranking));
+        }
+    }
+    Ok(())
+}
+
+/// A shipment goes by a mode nothing forbids, or by none when something blocks it or
+/// its requirements conflict.
+fn constraints_hold(c: &weir_compiler::outcome::ConstraintOutcome<'_>) -> Result<(), String> {
+    let stopped = !c.blocked.is_empty() || !c.conflicts.is_empty();
+    match c.mode {
+        Some(mode) if stopped || c.forbidden_modes.contains(&mode) => {
+            return Err(format!("mode {mode} chosen for {c:?}"));
+        }
+        Some(mode) if c.required_mode.is_some_and(|r| r != mode) => {
+            return Err(format!(
+                "mode {mode} chosen, but another is required: {c:?}"
+            ));
+        }
+        None if !stopped && c.forbidden_modes.len() < 4 => {
+            return Err(format!("no mode chosen, though some is allowed: {c:?}"));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The score is the sum of the points of the rules that fired, and a rule that rejects
+/// fixes the decision.
+fn risk_holds(
+    r: &weir_compiler::outcome::RiskOutcome<'_>,
+    manifest: &weir_compiler::manifest::Manifest,
+) -> Result<(), String> {
+    let points = r
+        .fired
+        .iter()
+        .try_fold(0i64, |sum, (_, points)| sum.checked_add(*points));
+    if points != Some(r.score) {
+        return Err(format!("risk score {} from {:?}", r.score, r.fired));
+    }
+    let rejects = r.fired.iter().any(|(name, _)| {
+        manifest
+            .risks
+            .iter()
+            .any(|m| m.name == *name && m.reject.is_some())
+    });
+    if rejects && r.decision != weir_dsl::checked::Decision::Reject {
+        return Err(format!("a rejecting rule fired, decision {:?}", r.decision));
+    }
+    Ok(())
+}
+
+/// price × qty of every order line of the facts.
+fn line_subtotals(rs: &weir_dsl::checked::Ruleset, facts: &Facts) -> Option<Vec<i64>> {
+    use weir_dsl::schema::{ITEM, ORDER};
+    let Some(Value::Record(_, order)) = &facts.order else {
+        return Some(Vec::new());
+    };
+    let (items_at, _) = rs.schema.entity(ORDER)?.field("items")?;
+    let Some(Some(Value::List(items))) = order.get(items_at) else {
+        return Some(Vec::new());
+    };
+    let item = rs.schema.entity(ITEM)?;
+    let (price_at, _) = item.field("price")?;
+    let (qty_at, _) = item.field("qty")?;
+    items
+        .iter()
+        .map(|line| {
+            let Value::Record(_, fields) = line else {
+                return None;
+            };
+            let price = match fields.get(price_at) {
+                Some(Some(Value::Money(m))) => *m,
+                _ => 0,
+            };
+            let qty = match fields.get(qty_at) {
+                Some(Some(Value::Int(q))) => *q,
+                _ => 0,
+            };
+            price.checked_mul(qty)
+        })
+        .collect()
 }
 
 /// What `weir eval --explain` shows must agree with what was decided: the probe
