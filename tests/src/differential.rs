@@ -159,6 +159,17 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
                 .lists
                 .push((0, Arc::new(ListMembers::from_values(&[member]))));
         }
+        // Some of each promotion's limit and budget already used, now and then all of it.
+        for meta in &compiled.manifest.promotions {
+            if let (Some((count, _)), true) = (&meta.limit, r.chance(30)) {
+                let used = r.below(*count as u64 + 1) as i64;
+                context.usage.limit_used.insert(meta.name.clone(), used);
+            }
+            if let (Some(budget), true) = (meta.budget, r.chance(30)) {
+                let used = r.below(budget as u64 + 2) as i64;
+                context.usage.budget_used.insert(meta.name.clone(), used);
+            }
+        }
         let a = evaluate(&compiled, &rs, &facts, &context, &interpreter);
         let b = evaluate(&compiled, &rs, &facts, &context, &webassembly);
         let agree = match (&a, &b) {
@@ -171,7 +182,7 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
             _ => false,
         };
         if let Ok(decisions) = &a {
-            decisions_hold(&rs, &compiled, &facts, decisions).map_err(|what| {
+            decisions_hold(&rs, &compiled, &facts, &context, decisions).map_err(|what| {
                 Failure::Semantics {
                     seed,
                     text: text.clone(),
@@ -209,6 +220,7 @@ fn decisions_hold(
     rs: &weir_dsl::checked::Ruleset,
     compiled: &weir_compiler::Compiled,
     facts: &Facts,
+    context: &Context,
     decisions: &weir_compiler::evaluate::Decisions<'_>,
 ) -> Result<(), String> {
     use weir_compiler::manifest::ActionKind;
@@ -275,11 +287,20 @@ fn decisions_hold(
             }
             groups_taken.push(group);
         }
-        if applied.discount < 0 || m.budget.is_some_and(|b| applied.discount > b) {
+        let budget_used = context.usage.budget_used.get(&m.name).copied();
+        let budget_left = m.budget.map(|b| b - budget_used.unwrap_or(0));
+        if applied.discount < 0 || budget_left.is_some_and(|left| applied.discount > left) {
             return Err(format!(
-                "{} gave {} (budget {:?})",
+                "{} gave {} (budget {:?}, used {budget_used:?})",
                 m.name, applied.discount, m.budget
             ));
+        }
+        let limit_used = context.usage.limit_used.get(&m.name).copied().unwrap_or(0);
+        if m.limit
+            .as_ref()
+            .is_some_and(|(count, _)| limit_used >= *count)
+        {
+            return Err(format!("{} applied past its limit", m.name));
         }
     }
     for (name, skip) in &p.skipped {
