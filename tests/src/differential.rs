@@ -661,6 +661,25 @@ impl Gen<'_> {
         candidates.into_iter().nth(at).unwrap_or_default()
     }
 
+    /// `(a OP b)`, both sides written by `side`.
+    fn binary(&mut self, op: &str, mut side: impl FnMut(&mut Self) -> String) -> String {
+        let (a, b) = (side(self), side(self));
+        format!("({a} {op} {b})")
+    }
+
+    /// `NAME(a, b)`, both arguments written by `argument`.
+    fn call(&mut self, name: &str, mut argument: impl FnMut(&mut Self) -> String) -> String {
+        let (a, b) = (argument(self), argument(self));
+        format!("{name}({a}, {b})")
+    }
+
+    /// `(if CONDITION then a else b)`, both branches written by `branch`.
+    fn conditional(&mut self, d: u32, mut branch: impl FnMut(&mut Self) -> String) -> String {
+        let condition = self.bool(d);
+        let (a, b) = (branch(self), branch(self));
+        format!("(if {condition} then {a} else {b})")
+    }
+
     fn int(&mut self, depth: u32, item: Option<&str>) -> String {
         if depth == 0 || self.r.chance(40) {
             let mut leaves = vec![
@@ -689,9 +708,9 @@ impl Gen<'_> {
         }
         let d = depth - 1;
         match self.r.below(9) {
-            0 => format!("({} + {})", self.int(d, item), self.int(d, item)),
-            1 => format!("({} - {})", self.int(d, item), self.int(d, item)),
-            2 => format!("({} * {})", self.int(d, item), self.int(d, item)),
+            0 => self.binary("+", |g| g.int(d, item)),
+            1 => self.binary("-", |g| g.int(d, item)),
+            2 => self.binary("*", |g| g.int(d, item)),
             3 => {
                 let (v, lines) = (self.var(), self.lines());
                 format!(
@@ -703,15 +722,10 @@ impl Gen<'_> {
                 let (v, lines) = (self.var(), self.lines());
                 format!("count({v} in {lines} where {})", self.item_bool(d, &v))
             }
-            5 => format!("max({}, {})", self.int(d, item), self.int(d, item)),
-            6 => format!("min({}, {})", self.int(d, item), self.int(d, item)),
+            5 => self.call("max", |g| g.int(d, item)),
+            6 => self.call("min", |g| g.int(d, item)),
             7 => format!("(-{})", self.int(d, item)),
-            _ => format!(
-                "(if {} then {} else {})",
-                self.bool(d),
-                self.int(d, item),
-                self.int(d, item)
-            ),
+            _ => self.conditional(d, |g| g.int(d, item)),
         }
     }
 
@@ -748,18 +762,13 @@ impl Gen<'_> {
         }
         let d = depth - 1;
         match self.r.below(7) {
-            0 => format!("({} * {})", self.decimal(d, item), self.decimal(d, item)),
-            1 => format!("({} / {})", self.decimal(d, item), self.decimal(d, item)),
+            0 => self.binary("*", |g| g.decimal(d, item)),
+            1 => self.binary("/", |g| g.decimal(d, item)),
             2 => format!("({} - {})", self.decimal(d, item), self.int(d, item)),
-            3 => format!("({} / {})", self.int(d, item), self.int(d, item)),
-            4 => format!("min({}, {})", self.decimal(d, item), self.decimal(d, item)),
+            3 => self.binary("/", |g| g.int(d, item)),
+            4 => self.call("min", |g| g.decimal(d, item)),
             5 => format!("max({}, {})", self.decimal(d, item), self.int(d, item)),
-            _ => format!(
-                "(if {} then {} else {})",
-                self.bool(d),
-                self.decimal(d, item),
-                self.decimal(d, item)
-            ),
+            _ => self.conditional(d, |g| g.decimal(d, item)),
         }
     }
 
@@ -781,14 +790,14 @@ impl Gen<'_> {
         }
         let d = depth - 1;
         match self.r.below(10) {
-            0 => format!("({} + {})", self.money(d, item), self.money(d, item)),
-            1 => format!("({} - {})", self.money(d, item), self.money(d, item)),
+            0 => self.binary("+", |g| g.money(d, item)),
+            1 => self.binary("-", |g| g.money(d, item)),
             2 => format!("({} * {}%)", self.money(d, item), self.r.below(150)),
             3 => format!("({} / {})", self.money(d, item), self.int(d, item)),
             4 => format!("({} * {})", self.money(d, item), self.percent(d, item)),
             5 => format!("({} * {})", self.decimal(d, item), self.money(d, item)),
-            6 => format!("max({}, {})", self.money(d, item), self.money(d, item)),
-            7 => format!("min({}, {})", self.money(d, item), self.money(d, item)),
+            6 => self.call("max", |g| g.money(d, item)),
+            7 => self.call("min", |g| g.money(d, item)),
             8 => {
                 let (v, lines) = (self.var(), self.lines());
                 format!(
@@ -796,12 +805,7 @@ impl Gen<'_> {
                     self.item_bool(d, &v)
                 )
             }
-            _ => format!(
-                "(if {} then {} else {})",
-                self.bool(d),
-                self.money(d, item),
-                self.money(d, item)
-            ),
+            _ => self.conditional(d, |g| g.money(d, item)),
         }
     }
 
@@ -820,17 +824,12 @@ impl Gen<'_> {
         }
         let d = depth - 1;
         match self.r.below(6) {
-            0 => format!("({} + {})", self.percent(d, item), self.percent(d, item)),
-            1 => format!("({} - {})", self.percent(d, item), self.percent(d, item)),
+            0 => self.binary("+", |g| g.percent(d, item)),
+            1 => self.binary("-", |g| g.percent(d, item)),
             2 => format!("({} * {})", self.percent(d, item), self.int(d, item)),
             3 => format!("({} / {})", self.percent(d, item), 1 + self.r.below(4)),
-            4 => format!("max({}, {})", self.percent(d, item), self.percent(d, item)),
-            _ => format!(
-                "(if {} then {} else {})",
-                self.bool(d),
-                self.percent(d, item),
-                self.percent(d, item)
-            ),
+            4 => self.call("max", |g| g.percent(d, item)),
+            _ => self.conditional(d, |g| g.percent(d, item)),
         }
     }
 
@@ -877,16 +876,8 @@ impl Gen<'_> {
         }
         let d = depth - 1;
         match self.r.below(6) {
-            0 => format!(
-                "({} + {})",
-                self.quantity(kind, d, item),
-                self.quantity(kind, d, item)
-            ),
-            1 => format!(
-                "({} - {})",
-                self.quantity(kind, d, item),
-                self.quantity(kind, d, item)
-            ),
+            0 => self.binary("+", |g| g.quantity(kind, d, item)),
+            1 => self.binary("-", |g| g.quantity(kind, d, item)),
             2 => format!("({} * {})", self.quantity(kind, d, item), self.int(d, item)),
             3 => format!(
                 "({} * {})",
@@ -898,12 +889,7 @@ impl Gen<'_> {
                 self.quantity(kind, d, item),
                 1 + self.r.below(5)
             ),
-            _ => format!(
-                "(if {} then {} else {})",
-                self.bool(d),
-                self.quantity(kind, d, item),
-                self.quantity(kind, d, item)
-            ),
+            _ => self.conditional(d, |g| g.quantity(kind, d, item)),
         }
     }
 
@@ -1039,12 +1025,7 @@ impl Gen<'_> {
                 let (v, lines) = (self.var(), self.lines());
                 format!("any({v} in {lines})")
             }
-            6 => format!(
-                "(if {} then {} else {})",
-                self.bool(d),
-                self.bool(d),
-                self.bool(d)
-            ),
+            6 => self.conditional(d, |g| g.bool(d)),
             _ => self.comparison(d, None),
         }
     }
