@@ -1,8 +1,10 @@
 //! The differential property test's generator and checker: random well-typed rulesets
 //! and random facts, run through the reference interpreter and the compiled WebAssembly
 //! module; both must produce the same output words, or both must fail. Every module
-//! built here is also validated by wasmparser (inside `weir_compiler::build`), and
-//! every ruleset is formatted and must compile to the same module bytes again.
+//! built here is also validated by wasmparser (inside `weir_compiler::build`); every
+//! ruleset is formatted and must compile to the same module bytes again; and every
+//! decision must keep the rules of docs/semantics.md and agree with what `--explain`
+//! shows (docs/architecture.md, `tests/`).
 //!
 //! CI runs [`Config::default`] (`tests/tests/differential.rs`); long runs use the
 //! `weir-diff` binary (`--cases`, `--facts`, `--seed`, `--replay`, `--jobs`), see
@@ -116,8 +118,9 @@ pub fn ruleset_text(seed: u64) -> String {
     ruleset(&mut Rng(seed))
 }
 
-/// Generates the ruleset of `seed`, builds it, and compares both engines on
-/// `facts_per_ruleset` random fact sets drawn from the same seed.
+/// Generates the ruleset of `seed`, builds it (and its formatted text), and on
+/// `facts_per_ruleset` random fact sets drawn from the same seed compares both engines,
+/// checks the decisions against docs/semantics.md and `--explain` against the decisions.
 pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Result<Tally, Failure> {
     let mut r = Rng(seed);
     let text = ruleset(&mut r);
@@ -181,6 +184,16 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
             (Err(_), Err(_)) => true,
             _ => false,
         };
+        if !agree {
+            return Err(Failure::Disagree {
+                seed,
+                text,
+                facts: format!("{facts:#?}"),
+                interpreter: format!("{:?}", a.map(|e| (e.raw, e.list_hits))),
+                webassembly: format!("{:?}", b.map(|e| (e.raw, e.list_hits))),
+            });
+        }
+        // The engines agree; what they decided must also keep the documented rules.
         if let Ok(decisions) = &a {
             decisions_hold(&rs, &compiled, &facts, &context, decisions).map_err(|what| {
                 Failure::Semantics {
@@ -198,15 +211,6 @@ pub fn check_ruleset(engine: &Engine, seed: u64, facts_per_ruleset: u64) -> Resu
                     what,
                 }
             })?;
-        }
-        if !agree {
-            return Err(Failure::Disagree {
-                seed,
-                text,
-                facts: format!("{facts:#?}"),
-                interpreter: format!("{:?}", a.map(|e| (e.raw, e.list_hits))),
-                webassembly: format!("{:?}", b.map(|e| (e.raw, e.list_hits))),
-            });
         }
         tally.compared += 1;
     }
