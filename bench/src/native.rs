@@ -126,17 +126,14 @@ impl Stack<'_> {
     /// first, then never below zero per line, then the order part spread over the lines.
     fn apply(&mut self, name: &'static str, order_part: i64, budget: Option<i64>) {
         let mut order_part = order_part.max(0);
-        if let Some(left) = budget {
-            let asked = order_part + self.parts.iter().sum::<i64>();
-            let mut excess = (asked - left).max(0);
-            let cut = excess.min(order_part);
-            order_part -= cut;
-            excess -= cut;
-            for part in self.parts.iter_mut().rev() {
-                let cut = excess.min(*part);
-                *part -= cut;
-                excess -= cut;
+        // The budget goes to the lines in order, the rest of it to the order part (the
+        // order part gives way first, then the lines from the last one back).
+        if let Some(mut left) = budget {
+            for part in self.parts.iter_mut() {
+                *part = (*part).min(left);
+                left -= *part;
             }
+            order_part = order_part.min(left);
         }
         let mut given = 0;
         for ((part, rem), line) in self

@@ -16,6 +16,7 @@ use weir_compiler::evaluate::{evaluate, Context, Interpreter};
 use weir_compiler::lists::ListMembers;
 use weir_dsl::checked::Value;
 use weir_dsl::schema::{Context as Scope, Root};
+use weir_dsl::types::Dimension;
 use weir_runtime::evaluator::WasmEngine;
 use weir_runtime::Engine;
 
@@ -605,22 +606,14 @@ const COUNTER_KEYS: &[&str] = &[
 ];
 const WINDOWS: &[&str] = &["1 h", "2 d", "30 d"];
 
-/// The quantity kinds the generator writes expressions of.
-#[derive(Clone, Copy)]
-enum Kind {
-    Mass,
-    Volume,
-    Energy,
-    Duration,
-    Distance,
-}
-
-const KINDS: &[Kind] = &[
-    Kind::Mass,
-    Kind::Volume,
-    Kind::Energy,
-    Kind::Duration,
-    Kind::Distance,
+/// The quantity kinds the generator picks from (in this order: a seed's ruleset depends
+/// on it).
+const QUANTITY_KINDS: &[Dimension] = &[
+    Dimension::Mass,
+    Dimension::Volume,
+    Dimension::Energy,
+    Dimension::Duration,
+    Dimension::Distance,
 ];
 
 /// Writes a random ruleset's text. Every expression is generated for the scope of the
@@ -695,6 +688,7 @@ impl Gen<'_> {
             let v = self.var();
             let lines = self.lines();
             leaves.push(format!("count({v} in {lines})"));
+            // A line's own fields twice, so they are picked as often as the rest together.
             if let Some(i) = item {
                 leaves.push(format!("{i}.qty"));
                 leaves.push(format!("{i}.qty"));
@@ -820,6 +814,7 @@ impl Gen<'_> {
                 format!("{}.5%", self.r.below(30)),
                 "customer.trust".to_string(),
             ];
+            // The per-line table twice, so it is picked as often as the rest together.
             if let Some(i) = item {
                 leaves.push(format!("line_rate(customer.tier, {i}.category)"));
                 leaves.push(format!("line_rate(customer.tier, {i}.category)"));
@@ -837,41 +832,45 @@ impl Gen<'_> {
         }
     }
 
-    fn quantity(&mut self, kind: Kind, depth: u32, item: Option<&str>) -> String {
+    fn quantity(&mut self, kind: Dimension, depth: u32, item: Option<&str>) -> String {
         if depth == 0 || self.r.chance(45) {
             let n = self.r.below(400);
             let mut leaves = match kind {
-                Kind::Mass => vec![
+                Dimension::Mass => vec![
                     format!("{n} g"),
                     format!("{}.{} kg", n % 5, n % 10),
                     format!("sum({v}.weight for {v} in order.items)", v = self.var()),
                 ],
-                Kind::Volume => vec![
+                Dimension::Volume => vec![
                     format!("{n} ml"),
                     "1 l".to_string(),
                     format!("sum({v}.liquid_ml for {v} in order.items)", v = self.var()),
                 ],
-                Kind::Energy => vec![format!("{n} Wh"), format!("0.{} kWh", n % 10)],
-                Kind::Duration => vec![
+                Dimension::Energy => vec![format!("{n} Wh"), format!("0.{} kWh", n % 10)],
+                Dimension::Duration => vec![
                     format!("{n} min"),
                     format!("{} h", n % 30),
                     format!("{} d", n % 40),
                     "customer.account_age".to_string(),
                     "(now - order.placed_at)".to_string(),
                 ],
-                Kind::Distance => vec![format!("{n} m"), format!("{} km", n % 60)],
+                Dimension::Distance => vec![format!("{n} m"), format!("{} km", n % 60)],
             };
             match (kind, item) {
-                (Kind::Mass, Some(i)) => leaves.push(format!("{i}.weight")),
-                (Kind::Volume, Some(i)) => leaves.push(format!("{i}.liquid_ml")),
-                (Kind::Energy, Some(i)) => leaves.push(format!("{i}.battery_wh")),
-                (Kind::Duration, Some(i)) => leaves.push(format!("shelf({i}.category)")),
+                (Dimension::Mass, Some(i)) => leaves.push(format!("{i}.weight")),
+                (Dimension::Volume, Some(i)) => leaves.push(format!("{i}.liquid_ml")),
+                (Dimension::Energy, Some(i)) => leaves.push(format!("{i}.battery_wh")),
+                (Dimension::Duration, Some(i)) => leaves.push(format!("shelf({i}.category)")),
                 _ => {}
             }
             match kind {
-                Kind::Mass if self.sees(Root::Shipment) => leaves.push("shipment.weight".into()),
-                Kind::Duration if self.sees(Root::Location) => leaves.push("location.eta".into()),
-                Kind::Distance if self.sees(Root::Location) => {
+                Dimension::Mass if self.sees(Root::Shipment) => {
+                    leaves.push("shipment.weight".into())
+                }
+                Dimension::Duration if self.sees(Root::Location) => {
+                    leaves.push("location.eta".into())
+                }
+                Dimension::Distance if self.sees(Root::Location) => {
                     leaves.push("location.distance".into())
                 }
                 _ => {}
@@ -907,8 +906,14 @@ impl Gen<'_> {
         ]);
         match self.r.below(3) {
             0 => base,
-            1 => format!("({base} + {})", self.quantity(Kind::Duration, depth, None)),
-            _ => format!("({base} - {})", self.quantity(Kind::Duration, depth, None)),
+            1 => format!(
+                "({base} + {})",
+                self.quantity(Dimension::Duration, depth, None)
+            ),
+            _ => format!(
+                "({base} - {})",
+                self.quantity(Dimension::Duration, depth, None)
+            ),
         }
     }
 
@@ -921,10 +926,10 @@ impl Gen<'_> {
             2 => (self.decimal(depth, item), self.int(depth, item)),
             3 => (self.percent(depth, item), self.percent(depth, item)),
             4 => {
-                let kind = KINDS
-                    .get(self.r.below(KINDS.len() as u64) as usize)
+                let kind = QUANTITY_KINDS
+                    .get(self.r.below(QUANTITY_KINDS.len() as u64) as usize)
                     .copied()
-                    .unwrap_or(Kind::Mass);
+                    .unwrap_or(Dimension::Mass);
                 (
                     self.quantity(kind, depth, item),
                     self.quantity(kind, depth, item),
@@ -1349,7 +1354,6 @@ fn record(
 
 fn facts(r: &mut Rng, rs: &weir_dsl::checked::Ruleset) -> Result<Facts, Failure> {
     use weir_dsl::schema::*;
-    use weir_dsl::types::Dimension;
     let tier_enum = rs
         .schema
         .enums
